@@ -1,0 +1,21 @@
+//! `vbp`: one binary for every service (DESIGN §2). `vbp serve all` runs the
+//! whole system in one process; `vbp serve orders` runs one service, as a
+//! container per service does in Kubernetes. Same code, same subjects.
+
+mod cli;
+mod ops;
+mod serve;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::dispatch(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vbp: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

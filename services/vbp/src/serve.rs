@@ -1,0 +1,100 @@
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use vbp_contracts::Service;
+use vbp_kernel::SystemClock;
+use vbp_platform::{Config, Platform, health, shutdown, telemetry};
+
+/// Parses `all` or a list of service names.
+pub fn selection(names: &[String]) -> anyhow::Result<BTreeSet<Service>> {
+    let mut out = BTreeSet::new();
+    for name in names {
+        if name == "all" {
+            out.extend(Service::ALL);
+        } else {
+            out.insert(name.parse::<Service>()?);
+        }
+    }
+    Ok(out)
+}
+
+async fn run_one(service: Service, platform: Platform) -> anyhow::Result<()> {
+    match service {
+        Service::Gateway => vbp_gateway::run(platform).await,
+        Service::Agreements => vbp_agreements::run(platform).await,
+        Service::Distribution => vbp_distribution::run(platform).await,
+        Service::Orders => vbp_orders::run(platform).await,
+        Service::Prepayment => vbp_prepayment::run(platform).await,
+        Service::Issues => vbp_issues::run(platform).await,
+    }
+}
+
+pub async fn serve(names: &[String], demo: bool) -> anyhow::Result<()> {
+    let services = selection(names)?;
+    let config = Config::load()?;
+    telemetry::init("vbp", config.log_format);
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let metrics_addr = config.metrics_addr.clone();
+    let shutdown_token = CancellationToken::new();
+    shutdown::on_signal(shutdown_token.clone());
+    let platform = Platform::connect(config, SystemClock::shared(), shutdown_token.clone()).await?;
+
+    let health_router = health::router(platform.readiness.clone());
+    let health_shutdown = shutdown_token.clone();
+    let health_task =
+        tokio::spawn(
+            async move { health::serve(&metrics_addr, health_router, health_shutdown).await },
+        );
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for service in &services {
+        let platform = platform.clone();
+        let service = *service;
+        tasks.spawn(async move { (service, run_one(service, platform).await) });
+    }
+    tracing::info!(services = ?services, ns = %platform.ns, demo, "vbp serving");
+
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            done = tasks.join_next() => match done {
+                None => break,
+                Some(Ok((service, Err(e)))) => {
+                    // One service failing takes the process down, so the
+                    // supervisor (systemd, Kubernetes) restarts it whole.
+                    tracing::error!(%service, error = %format!("{e:#}"), "service failed");
+                    failure.get_or_insert(anyhow::anyhow!("{service}: {e:#}"));
+                    shutdown_token.cancel();
+                }
+                Some(Ok((_, Ok(())))) => {}
+                Some(Err(e)) => {
+                    failure.get_or_insert(anyhow::anyhow!("service task panicked: {e}"));
+                    shutdown_token.cancel();
+                }
+            },
+            _ = shutdown_token.cancelled() => {
+                // Finish in-flight work within the grace period, then stop.
+                let drained = tokio::time::timeout(grace, async {
+                    while let Some(done) = tasks.join_next().await {
+                        if let Ok((service, Err(e))) = done {
+                            tracing::warn!(%service, error = %e, "service ended with an error during shutdown");
+                        }
+                    }
+                })
+                .await;
+                if drained.is_err() {
+                    tracing::warn!("grace period over; aborting what is left");
+                    tasks.abort_all();
+                }
+                break;
+            }
+        }
+    }
+    let _ = health_task.await;
+    telemetry::shutdown();
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

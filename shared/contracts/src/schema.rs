@@ -1,0 +1,54 @@
+//! JSON Schemas of every payload, for documentation (AsyncAPI, the
+//! integrator guide) and for validating what arrives from outside.
+
+use std::collections::BTreeMap;
+
+use crate::{ingest, meta, rpc, system};
+
+/// Every payload type by a stable name.
+pub fn all() -> BTreeMap<&'static str, schemars::Schema> {
+    let mut out = BTreeMap::new();
+    out.insert("MessageMeta", schemars::schema_for!(meta::MessageMeta));
+    out.insert("RpcErrorBody", schemars::schema_for!(rpc::RpcErrorBody));
+    out.insert("PingRequest", schemars::schema_for!(system::PingRequest));
+    out.insert("PingResponse", schemars::schema_for!(system::PingResponse));
+    out.insert("FlowRequest", schemars::schema_for!(system::FlowRequest));
+    out.insert("FlowResponse", schemars::schema_for!(system::FlowResponse));
+    out.insert("DeadLetter", schemars::schema_for!(system::DeadLetter));
+    for event in ingest::EVENTS {
+        if let Some(schema) = ingest::schema_of(event) {
+            out.insert(event, schema);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_ingest_event_has_a_schema_that_names_its_fields() {
+        for event in crate::ingest::EVENTS {
+            let schema = crate::ingest::schema_of(event).expect(event);
+            let text = serde_json::to_string(&schema).unwrap();
+            assert!(text.contains("external_id"), "{event}: {text}");
+        }
+        let order =
+            serde_json::to_value(crate::ingest::schema_of("order_placed").unwrap()).unwrap();
+        let line = &order["$defs"]["IngestOrderLine"]["properties"];
+        assert_eq!(line["quantity"]["minimum"], 1);
+        assert!(line["national_code"].is_object());
+    }
+
+    #[test]
+    fn all_lists_system_and_ingest_payloads() {
+        let all = super::all();
+        for name in [
+            "PingResponse",
+            "FlowResponse",
+            "RpcErrorBody",
+            "order_placed",
+        ] {
+            assert!(all.contains_key(name), "{name} missing");
+        }
+    }
+}

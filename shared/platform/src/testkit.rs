@@ -1,0 +1,213 @@
+//! What integration tests need to talk to the real Postgres and NATS that
+//! `deploy/local/test` starts: a fresh database and subject namespace per
+//! test (so tests run in parallel), a manual clock, and a nats-server of the
+//! test's own for tests that stop and restart the broker.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use vbp_kernel::{ManualClock, SharedClock};
+
+use crate::config::{Config, LogFormat};
+use crate::runtime::Platform;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with deploy/local/test, which starts Postgres and NATS")
+    })
+}
+
+/// One test's isolated world on the shared servers.
+pub struct TestEnv {
+    /// Superuser URL of the test's own database.
+    pub database_url: String,
+    pub database: String,
+    pub nats_url: String,
+    pub ns: String,
+    pub clock: ManualClock,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn start_time() -> DateTime<Utc> {
+    "2024-08-01T01:00:00Z".parse().expect("valid time")
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        Self::with_nats(env("VBP_TEST_NATS_URL")).await
+    }
+
+    /// A test env whose broker is `nats_url` (e.g. a [`NatsServer`] of its own).
+    pub async fn with_nats(nats_url: String) -> Self {
+        crate::telemetry::init_for_tests();
+        let admin = env("VBP_TEST_DATABASE_URL");
+        let suffix = uuid::Uuid::now_v7().simple().to_string();
+        let database = format!("t_{}", &suffix[suffix.len() - 16..]);
+        let mut conn = sqlx::postgres::PgConnection::connect_with(
+            &admin
+                .parse::<sqlx::postgres::PgConnectOptions>()
+                .expect("admin URL"),
+        )
+        .await
+        .expect("test Postgres reachable");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let database_url = replace_database(&admin, &database);
+        Self {
+            database_url,
+            ns: format!("t{}", &suffix[suffix.len() - 12..]),
+            database,
+            nats_url,
+            clock: ManualClock::new(start_time()),
+        }
+    }
+
+    pub fn clock(&self) -> SharedClock {
+        self.clock.shared()
+    }
+
+    pub fn config(&self) -> Config {
+        Config::from_figment(figment::Figment::from(
+            figment::providers::Serialized::defaults(json!({
+                "ns": self.ns,
+                "nats_url": self.nats_url,
+                "database_url": self.database_url,
+                "db_bootstrap": true,
+                "db_max_connections": 8,
+                "dev": true,
+                "log_format": "pretty",
+                "rpc_timeout_ms": 3000,
+                "metrics_addr": format!("127.0.0.1:{}", free_port()),
+                "http_addr": format!("127.0.0.1:{}", free_port()),
+                "state_dir": std::env::temp_dir().join(&self.ns),
+            })),
+        ))
+        .expect("test config")
+    }
+
+    pub async fn platform(&self) -> Platform {
+        self.platform_with(self.config(), CancellationToken::new())
+            .await
+    }
+
+    pub async fn platform_with(&self, config: Config, shutdown: CancellationToken) -> Platform {
+        let _ = LogFormat::Pretty;
+        Platform::connect(config, self.clock(), shutdown)
+            .await
+            .expect("platform")
+    }
+
+    /// A superuser pool in the test database whose search_path is `schema`,
+    /// for assertions on a service's tables.
+    pub async fn pool_in(&self, schema: &str) -> sqlx::PgPool {
+        let opts = self
+            .database_url
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .expect("url")
+            .options([("search_path", schema)]);
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .expect("test pool")
+    }
+}
+
+use sqlx::Connection;
+
+fn replace_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let prefix = base.rsplit_once('/').map(|(p, _)| p).unwrap_or(base);
+    match query {
+        Some(q) => format!("{prefix}/{database}?{q}"),
+        None => format!("{prefix}/{database}"),
+    }
+}
+
+/// A nats-server owned by one test, which it may stop, kill and restart.
+pub struct NatsServer {
+    pub port: u16,
+    pub store: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    pub async fn start() -> Self {
+        let store =
+            std::env::temp_dir().join(format!("vbp-nats-{}", uuid::Uuid::now_v7().simple()));
+        let mut server = Self {
+            port: free_port(),
+            store,
+            child: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and store.
+    pub async fn restart(&mut self) {
+        let bin = env("VBP_NATS_SERVER_BIN");
+        let child = Command::new(bin)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nats-server");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("nats-server did not start on port {}", self.port);
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Deletes the JetStream store (the server must be stopped).
+    pub fn wipe_store(&self) {
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        self.wipe_store();
+    }
+}
