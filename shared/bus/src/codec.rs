@@ -33,12 +33,18 @@ fn event_id_of_msg_id(msg_id: &str) -> Option<EventId> {
     id.parse().ok()
 }
 
-fn put(map: &mut HeaderMap, name: &'static str, value: &str) {
+pub(crate) fn put(map: &mut HeaderMap, name: &'static str, value: &str) {
     // Values come from our own types (ids, numbers, compact JSON), which never
     // hold CR or LF; a value that did would be dropped rather than corrupt
     // the frame.
     if let Ok(value) = value.parse::<async_nats::HeaderValue>() {
         map.insert(name, value);
+    }
+}
+
+pub(crate) fn put_actor(map: &mut HeaderMap, actor: &Actor) {
+    if let Ok(json) = serde_json::to_string(actor) {
+        put(map, headers::ACTOR, &json);
     }
 }
 
@@ -56,9 +62,7 @@ pub fn encode(meta: &MessageMeta, generation: i32) -> HeaderMap {
         put(&mut map, headers::CAUSATION, &causation.to_string());
     }
     if let Some(actor) = &meta.actor {
-        if let Ok(json) = serde_json::to_string(actor) {
-            put(&mut map, headers::ACTOR, &json);
-        }
+        put_actor(&mut map, actor);
     }
     put(
         &mut map,

@@ -232,7 +232,8 @@ impl RpcServer {
         let group = service.group(self.ns.rpc_group(self.service));
         let limit = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks = tokio::task::JoinSet::new();
-        for (operation, handler) in self.routes.iter().cloned() {
+        for (operation, handler) in &self.routes {
+            let (operation, handler) = (operation.clone(), handler.clone());
             let mut endpoint = group.endpoint(&operation).await.map_err(BusError::nats)?;
             let limit = limit.clone();
             let shutdown = shutdown.clone();
@@ -417,25 +418,23 @@ impl RpcClient {
     ) -> Result<Bytes, CallError> {
         let subject = self.ns.rpc(service, operation);
         let mut hdrs = HeaderMap::new();
-        hdrs.insert(headers::CORRELATION, ctx.correlation.to_string().as_str());
+        codec::put(
+            &mut hdrs,
+            headers::CORRELATION,
+            &ctx.correlation.to_string(),
+        );
         if let Some(causation) = ctx.causation {
-            hdrs.insert(headers::CAUSATION, causation.to_string().as_str());
+            codec::put(&mut hdrs, headers::CAUSATION, &causation.to_string());
         }
         if let Some(actor) = &ctx.actor {
-            if let Ok(json) = serde_json::to_string(actor) {
-                if let Ok(v) = json.parse::<async_nats::HeaderValue>() {
-                    hdrs.insert(headers::ACTOR, v);
-                }
-            }
+            codec::put_actor(&mut hdrs, actor);
         }
         let (traceparent, tracestate) = crate::trace::current_carrier();
         if let Some(tp) = traceparent {
-            hdrs.insert(headers::TRACEPARENT, tp.as_str());
+            codec::put(&mut hdrs, headers::TRACEPARENT, &tp);
         }
         if let Some(ts) = tracestate.filter(|s| !s.is_empty()) {
-            if let Ok(v) = ts.parse::<async_nats::HeaderValue>() {
-                hdrs.insert(headers::TRACESTATE, v);
-            }
+            codec::put(&mut hdrs, headers::TRACESTATE, &ts);
         }
         let request = async_nats::Request::new()
             .payload(body)

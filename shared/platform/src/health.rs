@@ -4,11 +4,11 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::{Json, Router};
 use prometheus::Encoder;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +32,7 @@ impl Readiness {
     /// Each check's name and its failure, if any.
     pub async fn evaluate(&self) -> Vec<(String, Result<(), String>)> {
         let checks: Vec<_> = self.checks.lock().expect("readiness lock").clone();
-        let results = futures::future::join_all(checks.iter().map(|c| async move {
+        futures::future::join_all(checks.iter().map(|c| async move {
             let outcome =
                 match tokio::time::timeout(std::time::Duration::from_secs(2), c.check()).await {
                     Ok(r) => r,
@@ -40,8 +40,7 @@ impl Readiness {
                 };
             (c.name(), outcome)
         }))
-        .await;
-        results
+        .await
     }
 }
 
@@ -84,8 +83,6 @@ impl ReadyCheck for NatsCheck {
 async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
-
-use axum::Json;
 
 async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
     let results = readiness.evaluate().await;

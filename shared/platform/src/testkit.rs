@@ -149,10 +149,15 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub async fn start() -> Self {
+        Self::start_on(free_port()).await
+    }
+
+    /// On a given port, e.g. one a service was already told to use.
+    pub async fn start_on(port: u16) -> Self {
         let store =
             std::env::temp_dir().join(format!("vbp-nats-{}", uuid::Uuid::now_v7().simple()));
         let mut server = Self {
-            port: free_port(),
+            port,
             store,
             child: None,
         };
