@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod rpc;
 pub mod streams;
+pub mod timers;
 pub mod trace;
 
 pub use context::Context;

@@ -82,3 +82,12 @@ pub static RPC_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+pub static TIMER_BACKLOG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "vbp_timer_backlog",
+        "Timers due but not yet fired",
+        &["service"]
+    )
+    .expect("metric registers once")
+});

@@ -8,6 +8,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use vbp_bus::inbox::Consumer;
+use vbp_bus::timers::{Scheduler, TimerHandler};
 use vbp_bus::{
     ConsumerSpec, Context, Handler, Outbox, Relay, RelaySettings, RpcError, RpcRequest, RpcServer,
 };
@@ -25,6 +26,7 @@ pub struct ServiceHost {
     outbox: Outbox,
     rpc: RpcServer,
     consumers: Vec<Consumer>,
+    scheduler: Scheduler,
     relays: usize,
 }
 
@@ -54,6 +56,7 @@ impl ServiceHost {
         Ok(Self {
             platform: platform.clone(),
             service,
+            scheduler: Scheduler::new(pool.clone(), platform.clock.clone(), service),
             pool,
             outbox,
             rpc,
@@ -99,6 +102,13 @@ impl ServiceHost {
         self
     }
 
+    /// Fires timers of `kind` (see `vbp_bus::timers::schedule`) when the
+    /// clock passes their due time.
+    pub fn timer(mut self, kind: &str, handler: impl TimerHandler) -> Self {
+        self.scheduler = self.scheduler.handler(kind, Arc::new(handler));
+        self
+    }
+
     /// Relay tasks in this process (replicas across processes add more).
     pub fn relays(mut self, n: usize) -> Self {
         self.relays = n.max(1);
@@ -129,6 +139,9 @@ impl ServiceHost {
         let mut workers = tokio::task::JoinSet::new();
         for consumer in self.consumers {
             workers.spawn(consumer.run(shutdown.clone()));
+        }
+        if !self.scheduler.is_empty() {
+            workers.spawn(self.scheduler.run(shutdown.clone()));
         }
         let service = self.service;
         let rpc = self.rpc;
