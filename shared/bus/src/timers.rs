@@ -158,12 +158,18 @@ impl Scheduler {
             };
             match outcome {
                 Ok(()) => {
-                    sqlx::query("UPDATE timers SET fired_at = $3, attempts = attempts + 1 WHERE kind = $1 AND key = $2")
-                        .bind(&timer.kind)
-                        .bind(&timer.key)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                    // Only the occurrence that fired: a handler that re-armed its own
+                    // (kind, key) moved `due_at`, and that new timer must stay armed.
+                    sqlx::query(
+                        "UPDATE timers SET fired_at = $3, attempts = attempts + 1 \
+                         WHERE kind = $1 AND key = $2 AND due_at = $4 AND fired_at IS NULL",
+                    )
+                    .bind(&timer.kind)
+                    .bind(&timer.key)
+                    .bind(now)
+                    .bind(timer.due_at)
+                    .execute(&mut *tx)
+                    .await?;
                     tx.commit().await?;
                     fired += 1;
                 }

@@ -143,3 +143,56 @@ async fn a_failing_timer_is_retried_later_and_two_schedulers_fire_each_timer_onc
     .unwrap();
     assert_eq!((rows, distinct), (200, 200));
 }
+
+/// Re-arms itself a day later, like a recurring reminder.
+struct Recurring;
+
+#[async_trait]
+impl TimerHandler for Recurring {
+    async fn fire(&self, conn: &mut PgConnection, timer: &DueTimer) -> Result<(), HandlerError> {
+        sqlx::query(
+            "INSERT INTO effects (event_id, n, consumer) VALUES (gen_random_uuid(), 0, $1)",
+        )
+        .bind(&timer.key)
+        .execute(&mut *conn)
+        .await?;
+        timers::schedule(
+            conn,
+            &timer.kind,
+            &timer.key,
+            timer.due_at + Duration::days(1),
+            None,
+            &0,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_timer_that_rearms_its_own_key_stays_armed() {
+    let w = World::new().await;
+    let s = Scheduler::new(w.consumer.clone(), w.env.clock(), CONSUMER)
+        .handler("reminder", Arc::new(Recurring));
+    let mut tx = w.consumer.begin().await.unwrap();
+    timers::schedule(
+        &mut tx,
+        "reminder",
+        "monthly",
+        w.env.clock.now() + Duration::days(1),
+        None,
+        &0,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    for day in 1..=3 {
+        w.env.clock.advance(Duration::days(1));
+        assert_eq!(s.tick().await.unwrap(), 1, "day {day}");
+    }
+    let fired: i64 = sqlx::query_scalar("SELECT count(*) FROM effects")
+        .fetch_one(&w.consumer)
+        .await
+        .unwrap();
+    assert_eq!(fired, 3);
+}
