@@ -4,10 +4,15 @@
 //! Versioning rule: within a version only additive changes; a breaking change
 //! is a new event name (or a new `VERSION` with a new type beside the old one).
 
+pub mod agreements;
+pub mod distribution;
 pub mod event;
 pub mod headers;
 pub mod ingest;
+pub mod issues;
 pub mod meta;
+pub mod orders;
+pub mod prepayment;
 pub mod rpc;
 pub mod schema;
 pub mod service;

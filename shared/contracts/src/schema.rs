@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{ingest, meta, rpc, system};
+use crate::{agreements, distribution, ingest, issues, meta, orders, prepayment, rpc, system};
 
 /// Every payload type by a stable name.
 pub fn all() -> BTreeMap<&'static str, schemars::Schema> {
@@ -19,6 +19,18 @@ pub fn all() -> BTreeMap<&'static str, schemars::Schema> {
         if let Some(schema) = ingest::schema_of(event) {
             out.insert(event, schema);
         }
+    }
+    let events = agreements::event_schemas()
+        .into_iter()
+        .chain(distribution::event_schemas())
+        .chain(orders::event_schemas())
+        .chain(prepayment::event_schemas())
+        .chain(issues::event_schemas());
+    for (event_type, schema) in events {
+        out.insert(event_type, schema);
+    }
+    for (name, schema) in agreements::rpc_schemas() {
+        out.insert(name, schema);
     }
     out
 }
@@ -47,6 +59,14 @@ mod tests {
             "FlowResponse",
             "RpcErrorBody",
             "order_placed",
+            "agreements.supply_list.published",
+            "agreements.agreement.state_changed",
+            "distribution.relation.activated",
+            "orders.receipt.accepted",
+            "orders.settlement.paid",
+            "prepayment.ledger.calculated",
+            "issues.issue.filed",
+            "agreements.period_open.request",
         ] {
             assert!(all.contains_key(name), "{name} missing");
         }

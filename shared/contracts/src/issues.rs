@@ -1,0 +1,388 @@
+//! Events of the issues service (集采问题直报, Jiangxi 2026): filing,
+//! dispatch, enterprise response, bureau handling and escalation, feedback,
+//! hospital confirmation, SLA overdue flags and the ledger's credit signals.
+//!
+//! Subjects: `{ns}.evt.issues.issue.{event}`. Consumers ignore unknown fields.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use vbp_kernel::{NationalCode, OrgId, RegionCode};
+
+use crate::event::Event;
+use crate::service::Service;
+
+vbp_kernel::define_id! {
+    /// One direct report (直报).
+    pub IssueId
+}
+
+/// The eight issue types of the notice.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueType {
+    /// 供应不足
+    InsufficientSupply,
+    /// 配送不及时
+    LateDelivery,
+    /// 选择性配送
+    SelectiveDelivery,
+    /// 约定采购量完成后停止配送
+    StoppedAfterAgreedVolume,
+    /// 剂型规格不适宜
+    UnsuitableSpec,
+    /// 包装不合理
+    UnreasonablePackaging,
+    /// 批号印刷不清
+    UnclearBatchPrinting,
+    /// 沟通响应缺位
+    NoResponse,
+}
+
+impl IssueType {
+    /// Delivery-type issues are dispatched to the distributor(s) too.
+    pub fn is_delivery(self) -> bool {
+        matches!(
+            self,
+            IssueType::InsufficientSupply
+                | IssueType::LateDelivery
+                | IssueType::SelectiveDelivery
+                | IssueType::StoppedAfterAgreedVolume
+        )
+    }
+}
+
+/// Why a party received an issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientRole {
+    Manufacturer,
+    Distributor,
+    Bureau,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Recipient {
+    pub org: OrgId,
+    pub role: RecipientRole,
+}
+
+/// The SLA stage a deadline belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueStage {
+    /// Enterprise response, 3 working days.
+    EnterpriseResponse,
+    /// City/county bureau handling, 7 working days.
+    BureauHandling,
+    /// Province handling after escalation, 10 working days.
+    ProvinceHandling,
+    /// Hospital confirmation, 30 days after feedback.
+    HospitalConfirmation,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueFiled {
+    pub issue: IssueId,
+    pub hospital: OrgId,
+    pub hospital_region: RegionCode,
+    pub national_code: NationalCode,
+    pub product_name: String,
+    pub spec: String,
+    pub quantity: i64,
+    pub issue_type: IssueType,
+    pub occurred_at: DateTime<Utc>,
+    pub impact_scope: String,
+    pub statement: String,
+    /// SHA-256 of each evidence file, hex.
+    #[serde(default)]
+    pub evidence_sha256: Vec<String>,
+    pub filed_at: DateTime<Utc>,
+}
+
+impl Event for IssueFiled {
+    const SERVICE: Service = Service::Issues;
+    const AGGREGATE: &'static str = "issue";
+    const NAME: &'static str = "filed";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueDispatched {
+    pub issue: IssueId,
+    pub hospital: OrgId,
+    pub hospital_region: RegionCode,
+    pub issue_type: IssueType,
+    pub national_code: NationalCode,
+    pub recipients: Vec<Recipient>,
+    /// The territorial bureau's region (county where configured, else city).
+    pub bureau_region: RegionCode,
+    pub enterprise_due_at: DateTime<Utc>,
+    pub dispatched_at: DateTime<Utc>,
+}
+
+impl Event for IssueDispatched {
+    const SERVICE: Service = Service::Issues;
+    const AGGREGATE: &'static str = "issue";
+    const NAME: &'static str = "dispatched";
+}
+
+/// Cause categories; objective causes need a written statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CauseKind {
+    Capacity,
+    RawMaterial,
+    Logistics,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueResponded {
+    pub issue: IssueId,
+    pub enterprise: OrgId,
+    pub cause_kind: CauseKind,
+    pub cause: String,
+    pub solution: String,
+    pub completion_date: NaiveDate,
+    pub on_time: bool,
+    pub responded_at: DateTime<Utc>,
+}
+
+impl Event for IssueResponded {
+    const SERVICE: Service = Service::Issues;
+    const AGGREGATE: &'static str = "issue";
+    const NAME: &'static str = "responded";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueEscalated {
+    pub issue: IssueId,
+    pub from_region: RegionCode,
+    pub to_region: RegionCode,
+    /// True when escalated by the overdue timer rather than by the bureau.
+    pub automatic: bool,
+    pub due_at: DateTime<Utc>,
+    pub escalated_at: DateTime<Utc>,
+}
+
+impl Event for IssueEscalated {
+    const SERVICE: Service = Service::Issues;
+    const AGGREGATE: &'static str = "issue";
+    const NAME: &'static str = "escalated";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueFeedbackGiven {
+    pub issue: IssueId,
+    pub bureau: OrgId,
+    pub bureau_region: RegionCode,
+    pub feedback: String,
+    /// Counts as resolved at this instant unless the hospital acts first.
+    pub auto_resolve_at: DateTime<Utc>,
+    pub given_at: DateTime<Utc>,
+}
+
+impl Event for IssueFeedbackGiven {
+    const SERVICE: Service = Service::Issues;
+    const AGGREGATE: &'static str = "issue";
+    const NAME: &'static str = "feedback_given";
+}
+
+/// The hospital confirmed the resolution (`resolved`), or the 30-day default
+/// confirmation applied (`auto_resolved`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueResolved {
+    pub issue: IssueId,
+    pub hospital: OrgId,
+    pub hospital_region: RegionCode,
+    pub resolved_at: DateTime<Utc>,
+}
+
+impl Event for IssueResolved {
+    const SERVICE: Service = Service::Issues;
+    const AGGREGATE: &'static str = "issue";
+    const NAME: &'static str = "confirmed";
+}
+
+/// The 30-day default confirmation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueAutoResolved {
+    pub issue: IssueId,
+    pub hospital: OrgId,
+    pub hospital_region: RegionCode,
+    pub feedback_at: DateTime<Utc>,
+    pub resolved_at: DateTime<Utc>,
+}
+
+impl Event for IssueAutoResolved {
+    const SERVICE: Service = Service::Issues;
+    const AGGREGATE: &'static str = "issue";
+    const NAME: &'static str = "auto_resolved";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueReopened {
+    pub issue: IssueId,
+    pub hospital: OrgId,
+    pub reason: String,
+    pub reopened_at: DateTime<Utc>,
+}
+
+impl Event for IssueReopened {
+    const SERVICE: Service = Service::Issues;
+    const AGGREGATE: &'static str = "issue";
+    const NAME: &'static str = "reopened";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueOverdue {
+    pub issue: IssueId,
+    pub stage: IssueStage,
+    /// Who missed the deadline.
+    pub party: OrgId,
+    pub due_at: DateTime<Utc>,
+    pub flagged_at: DateTime<Utc>,
+}
+
+impl Event for IssueOverdue {
+    const SERVICE: Service = Service::Issues;
+    const AGGREGATE: &'static str = "issue";
+    const NAME: &'static str = "overdue";
+}
+
+/// Same enterprise and type at least N times in a window: input for credit
+/// evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueRepeated {
+    pub enterprise: OrgId,
+    pub issue_type: IssueType,
+    pub count: i64,
+    pub window_days: i64,
+    pub issues: Vec<IssueId>,
+    pub detected_at: DateTime<Utc>,
+}
+
+impl Event for IssueRepeated {
+    const SERVICE: Service = Service::Issues;
+    const AGGREGATE: &'static str = "issue";
+    const NAME: &'static str = "repeated";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueFalseReport {
+    pub issue: IssueId,
+    pub hospital: OrgId,
+    pub bureau: OrgId,
+    pub reason: String,
+    pub marked_at: DateTime<Utc>,
+}
+
+impl Event for IssueFalseReport {
+    const SERVICE: Service = Service::Issues;
+    const AGGREGATE: &'static str = "issue";
+    const NAME: &'static str = "false_report";
+}
+
+/// `(vbp-type, schema)` of every event of this service.
+pub fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![
+        ("issues.issue.filed", schemars::schema_for!(IssueFiled)),
+        (
+            "issues.issue.dispatched",
+            schemars::schema_for!(IssueDispatched),
+        ),
+        (
+            "issues.issue.responded",
+            schemars::schema_for!(IssueResponded),
+        ),
+        (
+            "issues.issue.escalated",
+            schemars::schema_for!(IssueEscalated),
+        ),
+        (
+            "issues.issue.feedback_given",
+            schemars::schema_for!(IssueFeedbackGiven),
+        ),
+        (
+            "issues.issue.confirmed",
+            schemars::schema_for!(IssueResolved),
+        ),
+        (
+            "issues.issue.auto_resolved",
+            schemars::schema_for!(IssueAutoResolved),
+        ),
+        (
+            "issues.issue.reopened",
+            schemars::schema_for!(IssueReopened),
+        ),
+        ("issues.issue.overdue", schemars::schema_for!(IssueOverdue)),
+        (
+            "issues.issue.repeated",
+            schemars::schema_for!(IssueRepeated),
+        ),
+        (
+            "issues.issue.false_report",
+            schemars::schema_for!(IssueFalseReport),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agreements::testutil::{assert_event, props};
+    use crate::subjects::Namespace;
+
+    #[test]
+    fn subjects_and_types_follow_the_contract() {
+        let ns = Namespace::new("ln").unwrap();
+        assert_event::<IssueFiled>(&ns, "issues.issue.filed");
+        assert_event::<IssueDispatched>(&ns, "issues.issue.dispatched");
+        assert_event::<IssueResponded>(&ns, "issues.issue.responded");
+        assert_event::<IssueEscalated>(&ns, "issues.issue.escalated");
+        assert_event::<IssueFeedbackGiven>(&ns, "issues.issue.feedback_given");
+        assert_event::<IssueResolved>(&ns, "issues.issue.confirmed");
+        assert_event::<IssueAutoResolved>(&ns, "issues.issue.auto_resolved");
+        assert_event::<IssueReopened>(&ns, "issues.issue.reopened");
+        assert_event::<IssueOverdue>(&ns, "issues.issue.overdue");
+        assert_event::<IssueRepeated>(&ns, "issues.issue.repeated");
+        assert_event::<IssueFalseReport>(&ns, "issues.issue.false_report");
+        assert_eq!(event_schemas().len(), 11);
+    }
+
+    #[test]
+    fn filing_and_dispatch_name_their_fields() {
+        let p = props(&schemars::schema_for!(IssueFiled));
+        for f in [
+            "hospital",
+            "national_code",
+            "issue_type",
+            "occurred_at",
+            "quantity",
+            "impact_scope",
+        ] {
+            assert!(p.contains(&f.to_owned()), "{f} missing from {p:?}");
+        }
+        let p = props(&schemars::schema_for!(IssueDispatched));
+        for f in ["recipients", "bureau_region", "enterprise_due_at"] {
+            assert!(p.contains(&f.to_owned()), "{f} missing from {p:?}");
+        }
+        assert!(IssueType::LateDelivery.is_delivery());
+        assert!(!IssueType::UnclearBatchPrinting.is_delivery());
+        assert_eq!(
+            serde_json::to_value(IssueType::StoppedAfterAgreedVolume).unwrap(),
+            "stopped_after_agreed_volume"
+        );
+    }
+}
