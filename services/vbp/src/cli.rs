@@ -45,6 +45,26 @@ pub enum Command {
     },
     /// Prints the JSON Schema of every payload.
     Schemas,
+    /// Mints a dev token (HS256 with the dev secret; dev mode only).
+    Token {
+        #[arg(long)]
+        org_kind: vbp_kernel::OrgKind,
+        /// The organisation's directory id.
+        #[arg(long)]
+        org: vbp_kernel::OrgId,
+        /// GB/T 2260 region code, e.g. 210900.
+        #[arg(long)]
+        region: vbp_kernel::RegionCode,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Subject (user id); defaults to the org id.
+        #[arg(long)]
+        sub: Option<String>,
+        #[arg(long, default_value_t = 12 * 3600)]
+        ttl_secs: i64,
+    },
+    /// Prints a dev token for each demo organisation of the Liaoning scenario.
+    DemoTokens,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +125,35 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     all: _,
                 },
         } => ops::dlq_replay(service, id).await,
+        Command::Token {
+            org_kind,
+            org,
+            region,
+            roles,
+            sub,
+            ttl_secs,
+        } => {
+            let config = vbp_platform::Config::load()?;
+            let secret = vbp_gateway::token::dev_secret(&config)?;
+            let sub = sub.unwrap_or_else(|| org.to_string());
+            let token = vbp_gateway::token::mint_dev(
+                &secret,
+                &sub,
+                org,
+                org_kind,
+                region,
+                &roles,
+                std::time::Duration::from_secs(ttl_secs.max(60) as u64),
+                Utc::now(),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::DemoTokens => {
+            let config = vbp_platform::Config::load()?;
+            print!("{}", serve::demo_tokens(&config)?);
+            Ok(())
+        }
         Command::Schemas => {
             println!(
                 "{}",

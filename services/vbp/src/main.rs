@@ -3,6 +3,7 @@
 //! container per service does in Kubernetes. Same code, same subjects.
 
 mod cli;
+mod demo;
 mod ops;
 mod serve;
 

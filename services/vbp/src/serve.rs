@@ -54,6 +54,15 @@ pub async fn serve(names: &[String], demo: bool) -> anyhow::Result<()> {
         tasks.spawn(async move { (service, run_one(service, platform).await) });
     }
     tracing::info!(services = ?services, ns = %platform.ns, demo, "vbp serving");
+    if demo {
+        match demo_tokens(&platform.config) {
+            Ok(text) => eprint!("{text}"),
+            Err(e) => tracing::warn!(error = %e, "demo tokens not printed"),
+        }
+        if services.contains(&Service::Agreements) {
+            tokio::spawn(load_demo(platform.clone()));
+        }
+    }
 
     let mut failure = None;
     loop {
@@ -96,5 +105,65 @@ pub async fn serve(names: &[String], demo: bool) -> anyhow::Result<()> {
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// One dev token per demo organisation, as ready-to-paste lines.
+pub fn demo_tokens(config: &Config) -> anyhow::Result<String> {
+    let secret = vbp_gateway::token::dev_secret(config)?;
+    let now = chrono::Utc::now();
+    let mut out = format!(
+        "\nDemo tokens (valid 12 h; `vbp demo-tokens` prints fresh ones). Use as: \
+         curl -H \"Authorization: Bearer $TOKEN\" http://{}/api/v1/...\n",
+        config.http_addr
+    );
+    for org in crate::demo::CAST {
+        let token = vbp_gateway::token::mint_dev(
+            &secret,
+            &format!("demo:{}", org.id),
+            org.org(),
+            org.kind,
+            org.region(),
+            org.roles,
+            Duration::from_secs(12 * 3600),
+            now,
+        )?;
+        out.push_str(&format!(
+            "  {:<12} {} {}\n    {token}\n",
+            org.kind.as_str(),
+            org.region,
+            org.name
+        ));
+    }
+    Ok(out)
+}
+
+/// Loads the Liaoning scenario through the services' own operations, once
+/// they answer (idempotent: a restart finds it loaded and changes nothing).
+async fn load_demo(platform: Platform) {
+    use vbp_contracts::agreements::{DemoLoad, LoadDemo};
+    let rpc = platform.rpc_client();
+    let ctx = vbp_bus::Context::new(Some(vbp_kernel::Actor::system("demo")));
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match rpc.call::<DemoLoad>(&ctx, &LoadDemo {}).await {
+            Ok(done) => {
+                let what = if done.created {
+                    "loaded"
+                } else {
+                    "already loaded"
+                };
+                tracing::info!("Liaoning demo scenario {what}");
+                return;
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "demo data waits for the agreements service");
+                tokio::select! {
+                    _ = platform.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }

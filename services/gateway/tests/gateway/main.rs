@@ -1,0 +1,13 @@
+//! Gateway integration tests: a gateway on a random port, real NATS and
+//! Postgres from `deploy/local/test`, real backend services or test RPC
+//! handlers on the test's own namespace.
+
+mod auth;
+mod common;
+mod flows;
+mod forwarding;
+mod health;
+mod ingest;
+mod limits;
+mod policy;
+mod trace;
