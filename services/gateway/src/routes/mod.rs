@@ -26,6 +26,7 @@
 //!
 //! and one line in [`RouteTable::standard`]: `.with(orders::routes())`.
 
+pub mod agreements;
 pub mod system;
 
 use std::collections::HashSet;
@@ -307,7 +308,9 @@ impl RouteTable {
     /// What the platform serves: the gateway's own routes, then each
     /// service's (Steps 3–7 add theirs here).
     pub fn standard() -> Self {
-        Self::new().with(system::routes())
+        Self::new()
+            .with(system::routes())
+            .with(agreements::routes())
     }
 
     pub fn with(mut self, routes: impl IntoIterator<Item = Route>) -> Self {

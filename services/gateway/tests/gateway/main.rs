@@ -2,6 +2,7 @@
 //! Postgres from `deploy/local/test`, real backend services or test RPC
 //! handlers on the test's own namespace.
 
+mod agreements;
 mod auth;
 mod common;
 mod flows;
