@@ -50,6 +50,7 @@ use axum::routing::{MethodFilter, MethodRouter, get};
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use vbp_bus::RpcClient;
 use vbp_kernel::Actor;
@@ -218,6 +219,19 @@ pub fn app(gateway: Gateway) -> Router {
         .route(openapi::VIEWER_PATH, get(openapi::viewer))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside `observe`, so even a bug answers problem+json with the
+        // request's ids and is counted, instead of dropping the connection.
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("request handler panicked");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    codes::INTERNAL,
+                    "the gateway failed on this request; it has been logged",
+                )
+                .into_response()
+            },
+        ))
         .layer(axum::middleware::from_fn_with_state(
             gateway.clone(),
             request::observe,

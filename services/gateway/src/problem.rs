@@ -36,6 +36,7 @@ pub mod codes {
     pub const OVERLOADED: &str = "overloaded";
     pub const REQUEST_TIMEOUT: &str = "request_timeout";
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+    pub const INTERNAL: &str = "internal";
 }
 
 /// A problem details object (RFC 9457) with the platform's extensions. Boxed,
