@@ -29,7 +29,10 @@ pub fn all() -> BTreeMap<&'static str, schemars::Schema> {
     for (event_type, schema) in events {
         out.insert(event_type, schema);
     }
-    for (name, schema) in agreements::rpc_schemas() {
+    for (name, schema) in agreements::rpc_schemas()
+        .into_iter()
+        .chain(distribution::rpc_schemas())
+    {
         out.insert(name, schema);
     }
     out
@@ -67,6 +70,8 @@ mod tests {
             "prepayment.ledger.calculated",
             "issues.issue.filed",
             "agreements.period_open.request",
+            "distribution.relation_select.request",
+            "distribution.change_approve.response",
         ] {
             assert!(all.contains_key(name), "{name} missing");
         }
