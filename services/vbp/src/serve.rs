@@ -59,9 +59,7 @@ pub async fn serve(names: &[String], demo: bool) -> anyhow::Result<()> {
             Ok(text) => eprint!("{text}"),
             Err(e) => tracing::warn!(error = %e, "demo tokens not printed"),
         }
-        if services.contains(&Service::Agreements) {
-            tokio::spawn(load_demo(platform.clone()));
-        }
+        tokio::spawn(load_demo(platform.clone(), services.clone()));
     }
 
     let mut failure = None;
@@ -138,31 +136,39 @@ pub fn demo_tokens(config: &Config) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// Loads the Liaoning scenario through the services' own operations, once
-/// they answer (idempotent: a restart finds it loaded and changes nothing).
-async fn load_demo(platform: Platform) {
-    use vbp_contracts::agreements::{DemoLoad, LoadDemo};
+/// Loads the Liaoning scenario through the services' own operations, in
+/// dependency order, once they answer (distribution projects the agreements
+/// demo from its events first). Idempotent: a restart finds it loaded.
+async fn load_demo(platform: Platform, services: BTreeSet<Service>) {
     let rpc = platform.rpc_client();
     let ctx = vbp_bus::Context::new(Some(vbp_kernel::Actor::system("demo")));
-    let mut pause = Duration::from_millis(200);
-    loop {
-        match rpc.call::<DemoLoad>(&ctx, &LoadDemo {}).await {
-            Ok(done) => {
-                let what = if done.created {
-                    "loaded"
-                } else {
-                    "already loaded"
-                };
-                tracing::info!("Liaoning demo scenario {what}");
-                return;
-            }
-            Err(e) => {
-                tracing::info!(error = %e, "demo data waits for the agreements service");
-                tokio::select! {
-                    _ = platform.shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(pause) => {}
+    for service in [Service::Agreements, Service::Distribution] {
+        if !services.contains(&service) {
+            continue;
+        }
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match rpc
+                .call_raw(service, "demo_load", &ctx, bytes::Bytes::from_static(b"{}"))
+                .await
+            {
+                Ok(reply) => {
+                    let created = serde_json::from_slice::<serde_json::Value>(&reply)
+                        .ok()
+                        .and_then(|v| v["created"].as_bool())
+                        .unwrap_or(false);
+                    let what = if created { "loaded" } else { "already loaded" };
+                    tracing::info!(%service, "Liaoning demo data {what}");
+                    break;
                 }
-                pause = (pause * 2).min(Duration::from_secs(5));
+                Err(e) => {
+                    tracing::info!(%service, error = %e, "demo data waits for the service");
+                    tokio::select! {
+                        _ = platform.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
             }
         }
     }

@@ -27,6 +27,7 @@
 //! and one line in [`RouteTable::standard`]: `.with(orders::routes())`.
 
 pub mod agreements;
+pub mod distribution;
 pub mod system;
 
 use std::collections::HashSet;
@@ -311,6 +312,7 @@ impl RouteTable {
         Self::new()
             .with(system::routes())
             .with(agreements::routes())
+            .with(distribution::routes())
     }
 
     pub fn with(mut self, routes: impl IntoIterator<Item = Route>) -> Self {

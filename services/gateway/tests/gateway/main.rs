@@ -5,6 +5,7 @@
 mod agreements;
 mod auth;
 mod common;
+mod distribution;
 mod flows;
 mod forwarding;
 mod health;
