@@ -259,6 +259,16 @@ impl Harness {
             .expect("request")
     }
 
+    pub async fn put_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
         self.http
             .post(self.url(path))
