@@ -165,6 +165,23 @@ impl Harness {
         .expect("mint")
     }
 
+    /// A dev token valid for two years of the test clock, for scenarios
+    /// that move the clock across a whole agreement period.
+    pub fn long_token_for(&self, actor: &Actor) -> String {
+        let secret = self.dev_secret.as_ref().expect("a dev-mode harness");
+        token::mint_dev(
+            secret,
+            &actor.sub,
+            actor.org,
+            actor.org_kind,
+            actor.region,
+            &actor.roles,
+            Duration::from_secs(2 * 366 * 24 * 3600),
+            self.platform.clock.now(),
+        )
+        .expect("mint")
+    }
+
     pub fn token(&self, kind: OrgKind) -> String {
         self.token_for(&actor(kind))
     }

@@ -10,6 +10,7 @@ mod flows;
 mod forwarding;
 mod health;
 mod ingest;
+mod liaoning;
 mod limits;
 mod policy;
 mod trace;
