@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use vbp_kernel::{BasisPoints, CodeKind, Money, NationalCode, OrgId, OrgKind, RegionCode};
 
 use crate::event::Event;
-use crate::rpc::RpcOp;
 use crate::service::Service;
 
 vbp_kernel::define_id! {
@@ -1350,35 +1349,7 @@ pub struct DemoLoaded {
     pub created: bool,
 }
 
-macro_rules! operations {
-    ($( $(#[$m:meta])* $name:ident = $op:literal ($req:ty) -> $resp:ty; )*) => {
-        $(
-            $(#[$m])*
-            #[derive(Debug, Clone, Copy)]
-            pub struct $name;
-
-            impl RpcOp for $name {
-                const SERVICE: Service = Service::Agreements;
-                const NAME: &'static str = $op;
-                type Request = $req;
-                type Response = $resp;
-            }
-        )*
-
-        /// Every operation name of the agreements service.
-        pub const OPERATIONS: &[&str] = &[$($op),*];
-
-        /// `(agreements.{op}.request|response, schema)` of every operation.
-        pub fn rpc_schemas() -> Vec<(&'static str, schemars::Schema)> {
-            vec![$(
-                (concat!("agreements.", $op, ".request"), schemars::schema_for!($req)),
-                (concat!("agreements.", $op, ".response"), schemars::schema_for!($resp)),
-            )*]
-        }
-    };
-}
-
-operations! {
+crate::rpc_operations! { Service::Agreements, "agreements";
     /// Register an organisation (bureau of the region, operator).
     OrgRegister = "org_register" (RegisterOrg) -> OrgView;
     /// Change an organisation (bureau of the region, operator).
@@ -1456,6 +1427,7 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::{assert_event, props};
     use super::*;
+    use crate::rpc::RpcOp;
     use crate::subjects::Namespace;
 
     #[test]

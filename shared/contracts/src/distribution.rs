@@ -14,7 +14,6 @@ use vbp_kernel::{NationalCode, OrgId, OrgKind, RegionCode};
 
 use crate::agreements::PeriodId;
 use crate::event::Event;
-use crate::rpc::RpcOp;
 use crate::service::Service;
 
 vbp_kernel::define_id! {
@@ -823,35 +822,7 @@ pub struct ListListings {
     pub page_size: u32,
 }
 
-macro_rules! operations {
-    ($( $(#[$m:meta])* $name:ident = $op:literal ($req:ty) -> $resp:ty; )*) => {
-        $(
-            $(#[$m])*
-            #[derive(Debug, Clone, Copy)]
-            pub struct $name;
-
-            impl RpcOp for $name {
-                const SERVICE: Service = Service::Distribution;
-                const NAME: &'static str = $op;
-                type Request = $req;
-                type Response = $resp;
-            }
-        )*
-
-        /// Every operation name of the distribution service.
-        pub const OPERATIONS: &[&str] = &[$($op),*];
-
-        /// `(distribution.{op}.request|response, schema)` of every operation.
-        pub fn rpc_schemas() -> Vec<(&'static str, schemars::Schema)> {
-            vec![$(
-                (concat!("distribution.", $op, ".request"), schemars::schema_for!($req)),
-                (concat!("distribution.", $op, ".response"), schemars::schema_for!($resp)),
-            )*]
-        }
-    };
-}
-
-operations! {
+crate::rpc_operations! { Service::Distribution, "distribution";
     /// A manufacturer authorises a distributor (products, areas, period).
     AuthorisationGrant = "authorisation_grant" (GrantAuthorisation) -> AuthorisationView;
     /// The distributor accepts a pending authorisation.
@@ -894,6 +865,7 @@ operations! {
 mod tests {
     use super::*;
     use crate::agreements::testutil::{assert_event, props};
+    use crate::rpc::RpcOp;
     use crate::subjects::Namespace;
 
     #[test]

@@ -24,3 +24,42 @@ pub struct RpcErrorBody {
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub details: serde_json::Value,
 }
+
+/// Declares a service's RPC operations once: a unit type per operation
+/// implementing [`RpcOp`], `OPERATIONS` (every name) and `rpc_schemas()`
+/// (`{service}.{op}.request|response` schemas for the documentation).
+///
+/// ```ignore
+/// rpc_operations! { Service::Orders, "orders";
+///     /// Place an order.
+///     OrderPlace = "order_place" (PlaceOrder) -> OrderView;
+/// }
+/// ```
+#[macro_export]
+macro_rules! rpc_operations {
+    ($service:expr, $prefix:literal; $( $(#[$m:meta])* $name:ident = $op:literal ($req:ty) -> $resp:ty; )*) => {
+        $(
+            $(#[$m])*
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+
+            impl $crate::RpcOp for $name {
+                const SERVICE: $crate::Service = $service;
+                const NAME: &'static str = $op;
+                type Request = $req;
+                type Response = $resp;
+            }
+        )*
+
+        /// Every operation name of the service.
+        pub const OPERATIONS: &[&str] = &[$($op),*];
+
+        /// `({service}.{op}.request|response, schema)` of every operation.
+        pub fn rpc_schemas() -> Vec<(&'static str, schemars::Schema)> {
+            vec![$(
+                (concat!($prefix, ".", $op, ".request"), schemars::schema_for!($req)),
+                (concat!($prefix, ".", $op, ".response"), schemars::schema_for!($resp)),
+            )*]
+        }
+    };
+}
