@@ -1,9 +1,28 @@
-//! The orders service: orders, deliveries, receipt and acceptance, invoices, settlement, payment deadlines, online-procurement rate and integrator ingest.
+//! The orders service: orders, deliveries, receipt and acceptance, invoices,
+//! settlement, payment deadlines, online-procurement rate and integrator
+//! ingest.
 //!
 //! It owns the Postgres schema `orders` and talks to other services only
-//! through NATS subjects (DESIGN §2–§3).
+//! through NATS subjects (DESIGN §2–§3). Layers: [`domain`] (pure rules) ←
+//! [`store`] (sqlx) ← [`api`] (RPC handlers), [`ingest`] (integrator
+//! messages), [`consumers`] (projections of agreements and distribution
+//! events) and [`timers`] (payment deadlines) ← [`run`].
 
-use vbp_contracts::Service;
+pub mod api;
+pub mod consumers;
+pub mod domain;
+pub mod ingest;
+pub mod store;
+pub mod timers;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use vbp_bus::{ConsumerSpec, Context, RpcError, RpcServer};
+use vbp_contracts::agreements::{OrgRegistered, OrgUpdated, PeriodOpened, SupplyListPublished};
+use vbp_contracts::distribution::{RelationActivated, RelationChanged, RelationEnded};
+use vbp_contracts::orders as c;
+use vbp_contracts::{Event, RpcOp, Service};
 use vbp_platform::{Platform, ServiceHost};
 
 pub const SERVICE: Service = Service::Orders;
@@ -13,10 +32,80 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("./migrations")
 }
 
+fn op<Op, F, Fut>(rpc: RpcServer, svc: &api::Shared, f: F) -> RpcServer
+where
+    Op: RpcOp,
+    F: Fn(api::Shared, Context, Op::Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Op::Response, RpcError>> + Send + 'static,
+{
+    let svc = svc.clone();
+    rpc.route::<Op, _, _>(move |ctx, req| f(svc.clone(), ctx, req))
+}
+
+/// Every operation of [`vbp_contracts::orders::OPERATIONS`].
+pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
+    use api::{orders as o, queries as q, settlement as s};
+    let rpc = op::<c::OrderPlace, _, _>(rpc, svc, o::order_place);
+    let rpc = op::<c::OrderRespond, _, _>(rpc, svc, o::order_respond);
+    let rpc = op::<c::ShipmentDispatch, _, _>(rpc, svc, o::shipment_dispatch);
+    let rpc = op::<c::ShipmentReceive, _, _>(rpc, svc, o::shipment_receive);
+    let rpc = op::<c::ReceiptAccept, _, _>(rpc, svc, o::receipt_accept);
+    let rpc = op::<c::InvoiceIssue, _, _>(rpc, svc, s::invoice_issue);
+    let rpc = op::<c::SettlementPay, _, _>(rpc, svc, s::settlement_pay);
+    let rpc = op::<c::OfflinePurchaseDeclare, _, _>(rpc, svc, s::offline_purchase_declare);
+    let rpc = op::<c::OrderGet, _, _>(rpc, svc, q::order_get);
+    let rpc = op::<c::OrderListOp, _, _>(rpc, svc, q::order_list);
+    let rpc = op::<c::IngestRejectionListOp, _, _>(rpc, svc, q::ingest_rejection_list);
+    op::<c::RatesGet, _, _>(rpc, svc, q::rates_get)
+}
+
 /// Runs the service until the platform shuts down.
 pub async fn run(platform: Platform) -> anyhow::Result<()> {
-    ServiceHost::start(&platform, SERVICE, migrator())
-        .await?
+    let settings: domain::Settings = platform.config.section("orders")?;
+    settings
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration {}: {}", e.field, e.rule))?;
+    let host = ServiceHost::start(&platform, SERVICE, migrator()).await?;
+    let agreements_stream = platform.ensure_event_stream(Service::Agreements).await?;
+    let distribution_stream = platform.ensure_event_stream(Service::Distribution).await?;
+    let ingest_stream = platform.ensure_ingest_stream().await?;
+    let svc = Arc::new(api::Svc {
+        pool: host.pool().clone(),
+        outbox: host.outbox().clone(),
+        clock: platform.clock.clone(),
+        settings,
+    });
+    let ns = &platform.ns;
+    let mut ingest_spec = ConsumerSpec::new("ingest", ingest_stream, vec![ns.ingest_all()]);
+    ingest_spec.ingest = true;
+    host.rpc(|rpc| routes(rpc, &svc))
+        .timer(timers::PAYMENT_DUE_TIMER, timers::PaymentDue(svc.clone()))
+        .consumer(
+            ConsumerSpec::new(
+                "directory",
+                agreements_stream,
+                vec![
+                    OrgRegistered::subject(ns),
+                    OrgUpdated::subject(ns),
+                    PeriodOpened::subject(ns),
+                    SupplyListPublished::subject(ns),
+                ],
+            ),
+            consumers::Directory,
+        )
+        .consumer(
+            ConsumerSpec::new(
+                "relations",
+                distribution_stream,
+                vec![
+                    RelationActivated::subject(ns),
+                    RelationEnded::subject(ns),
+                    RelationChanged::subject(ns),
+                ],
+            ),
+            consumers::Relations,
+        )
+        .consumer(ingest_spec, ingest::Ingest(svc.clone()))
         .run()
         .await
 }

@@ -216,6 +216,9 @@ impl Event for ReceiptAccepted {
 pub struct InvoiceIssued {
     pub invoice: InvoiceId,
     pub order: OrderId,
+    /// The acceptance this invoice bills (its amount equals the accepted amount).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance: Option<AcceptanceId>,
     pub hospital: OrgId,
     pub distributor: OrgId,
     pub invoice_code: String,
@@ -250,6 +253,12 @@ pub enum SettlementChannel {
 pub struct SettlementPaid {
     pub settlement: SettlementId,
     pub order: OrderId,
+    /// The acceptance this payment settles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance: Option<AcceptanceId>,
+    /// Why the item moved offline (channel `offline` only; audited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invoice: Option<InvoiceId>,
     pub period: PeriodId,
@@ -397,6 +406,301 @@ pub fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
             schemars::schema_for!(SubstituteRecorded),
         ),
     ]
+}
+
+// ---------------------------------------------------------------------------
+// RPC (`{ns}.rpc.orders.{op}`)
+// ---------------------------------------------------------------------------
+
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    /// Placed, waiting for the distributor's response.
+    Placed,
+    /// Accepted in full or in part by the distributor; shipments follow.
+    Confirmed,
+    /// Refused by the distributor (with a reason).
+    Refused,
+}
+
+/// One line of a hospital's order: the price must be the period's winning
+/// price to the fen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlaceOrderLine {
+    pub national_code: NationalCode,
+    pub quantity: i64,
+    pub unit_price_fen: Money,
+}
+
+/// A hospital places an order with a distributor (hospital only). The period
+/// is the one running now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlaceOrder {
+    pub distributor: OrgId,
+    pub lines: Vec<PlaceOrderLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RespondLine {
+    pub line_no: i32,
+    pub confirmed_quantity: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The distributor answers an order: `accepted` (all lines in full),
+/// `partial` (per-line confirmed quantities; a shortfall needs a reason) or
+/// `refused` (a reason, e.g. out of stock).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RespondOrder {
+    pub order: OrderId,
+    pub response: OrderResponse,
+    #[serde(default)]
+    pub lines: Vec<RespondLine>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DispatchLine {
+    pub line_no: i32,
+    pub batch_no: String,
+    pub expiry_date: NaiveDate,
+    pub quantity: i64,
+}
+
+/// The distributor ships (part of) a confirmed order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DispatchShipment {
+    pub order: OrderId,
+    pub shipment_no: String,
+    pub lines: Vec<DispatchLine>,
+}
+
+/// The hospital records receipt of a shipment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ReceiveShipment {
+    pub shipment: ShipmentId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AcceptLine {
+    pub line_no: i32,
+    pub accepted_quantity: i64,
+    #[serde(default)]
+    pub rejected_quantity: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<String>,
+}
+
+/// The hospital accepts (验收) received quantities of an order; accepted +
+/// rejected per line must not exceed what was received and not yet accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AcceptReceipt {
+    pub order: OrderId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment: Option<ShipmentId>,
+    pub lines: Vec<AcceptLine>,
+}
+
+/// The distributor records an invoice for one acceptance; the amount must
+/// equal the accepted amount to the fen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueInvoice {
+    pub acceptance: AcceptanceId,
+    pub invoice_code: String,
+    pub invoice_number: String,
+    pub amount_fen: Money,
+    pub tax_fen: Money,
+    pub issued_on: NaiveDate,
+}
+
+/// The hospital (online) or the fund through a bureau (direct) pays an
+/// invoiced acceptance; `offline` needs a reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PaySettlement {
+    pub acceptance: AcceptanceId,
+    pub amount_fen: Money,
+    pub channel: SettlementChannel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A hospital declares purchases made outside the platform in a month.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DeclareOfflinePurchase {
+    /// First day of the month.
+    pub month: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub national_code: Option<NationalCode>,
+    pub amount_fen: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OfflinePurchaseView {
+    pub hospital: OrgId,
+    pub month: NaiveDate,
+    pub amount_fen: Money,
+    pub declared_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GetOrder {
+    pub order: OrderId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ListOrders {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hospital: Option<OrgId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributor: Option<OrgId>,
+    #[serde(default = "default_limit")]
+    pub limit: u32,
+}
+
+fn default_limit() -> u32 {
+    100
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OrderLineView {
+    pub line_no: i32,
+    pub national_code: NationalCode,
+    pub manufacturer: OrgId,
+    pub quantity: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_quantity: Option<i64>,
+    pub shipped_quantity: i64,
+    pub received_quantity: i64,
+    pub accepted_quantity: i64,
+    pub rejected_quantity: i64,
+    pub unit_price_fen: Money,
+    pub amount_fen: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ShipmentView {
+    pub shipment: ShipmentId,
+    pub shipment_no: String,
+    pub lines: Vec<ShipmentLine>,
+    pub shipped_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OrderView {
+    pub order: OrderId,
+    pub period: PeriodId,
+    pub hospital: OrgId,
+    pub hospital_region: RegionCode,
+    pub distributor: OrgId,
+    pub source: OrderSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrator: Option<OrgId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    pub state: OrderState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_reason: Option<String>,
+    pub lines: Vec<OrderLineView>,
+    pub shipments: Vec<ShipmentView>,
+    pub total_amount_fen: Money,
+    pub placed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OrderList {
+    pub items: Vec<OrderView>,
+}
+
+/// Where an accepted delivery stands in settlement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AcceptanceView {
+    pub acceptance: AcceptanceId,
+    pub order: OrderId,
+    pub hospital: OrgId,
+    pub distributor: OrgId,
+    pub lines: Vec<AcceptedLine>,
+    pub amount_fen: Money,
+    pub accepted_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<InvoiceId>,
+    pub paid_fen: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<DateTime<Utc>>,
+    pub overdue: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ListIngestRejections {
+    #[serde(default = "default_limit")]
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IngestRejectionList {
+    pub items: Vec<IngestRejected>,
+}
+
+/// Rates of one month, for one hospital, or every hospital of a region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct QueryRates {
+    /// First day of the month.
+    pub month: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hospital: Option<OrgId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionCode>,
+}
+
+/// Settlement rate = settled ÷ due; timely rate = paid by the deadline ÷
+/// due (acceptances due in the month); online rate = accepted on the
+/// platform ÷ (that + declared offline purchases) for the month. Rates are
+/// basis points, rounded half-up; `None` when the denominator is zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RatesView {
+    pub month: NaiveDate,
+    pub due_fen: Money,
+    pub settled_fen: Money,
+    pub settled_on_time_fen: Money,
+    pub overdue_count: i64,
+    pub online_fen: Money,
+    pub offline_declared_fen: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement_rate_bp: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timely_rate_bp: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_rate_bp: Option<u32>,
+}
+
+crate::rpc_operations! { Service::Orders, "orders";
+    /// A hospital places an order (emits `order.placed`).
+    OrderPlace = "order_place" (PlaceOrder) -> OrderView;
+    /// The distributor accepts, partly accepts or refuses (emits `order.responded`).
+    OrderRespond = "order_respond" (RespondOrder) -> OrderView;
+    /// The distributor ships (emits `shipment.dispatched`).
+    ShipmentDispatch = "shipment_dispatch" (DispatchShipment) -> OrderView;
+    /// The hospital receives a shipment (emits `receipt.received`).
+    ShipmentReceive = "shipment_receive" (ReceiveShipment) -> OrderView;
+    /// The hospital accepts received quantities (emits `receipt.accepted`).
+    ReceiptAccept = "receipt_accept" (AcceptReceipt) -> AcceptanceView;
+    /// The distributor records the invoice of an acceptance (emits `invoice.issued`).
+    InvoiceIssue = "invoice_issue" (IssueInvoice) -> AcceptanceView;
+    /// Payment of an invoiced acceptance (emits `settlement.paid`).
+    SettlementPay = "settlement_pay" (PaySettlement) -> AcceptanceView;
+    /// A hospital declares offline purchases (emits `offline_purchase.declared`).
+    OfflinePurchaseDeclare = "offline_purchase_declare" (DeclareOfflinePurchase) -> OfflinePurchaseView;
+    OrderGet = "order_get" (GetOrder) -> OrderView;
+    OrderListOp = "order_list" (ListOrders) -> OrderList;
+    /// An integrator's rejected messages (integrators see their own).
+    IngestRejectionListOp = "ingest_rejection_list" (ListIngestRejections) -> IngestRejectionList;
+    /// Settlement, timely and online rates of a month.
+    RatesGet = "rates_get" (QueryRates) -> RatesView;
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub fn all() -> BTreeMap<&'static str, schemars::Schema> {
     for (name, schema) in agreements::rpc_schemas()
         .into_iter()
         .chain(distribution::rpc_schemas())
+        .chain(orders::rpc_schemas())
     {
         out.insert(name, schema);
     }

@@ -1,0 +1,20 @@
+//! Persistence in the `orders` schema. Every function takes the caller's
+//! connection, so a state change and its outbox event commit together.
+
+pub mod orders;
+pub mod projections;
+pub mod settlement;
+
+pub use orders::*;
+pub use projections::*;
+pub use settlement::*;
+
+/// Who may see which orders, as SQL parameters `($1 kind, $2 lo, $3 hi,
+/// $4 org)`: `all`, `region`, `hospital`, `distributor`, `integrator`, `none`.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub kind: &'static str,
+    pub lo: i32,
+    pub hi: i32,
+    pub org: uuid::Uuid,
+}

@@ -1,0 +1,350 @@
+//! Acceptances (the payable items), invoices, settlements, declared offline
+//! purchases, integrator ingest outcomes and rates.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{PgConnection, Row};
+use vbp_contracts::agreements::PeriodId;
+use vbp_contracts::orders::{
+    AcceptanceId, AcceptanceView, AcceptedLine, IngestRejected, InvoiceId, OrderId,
+    ReceiptAccepted, SettlementChannel, SettlementId,
+};
+use vbp_kernel::{Money, OrgId, RegionCode};
+
+use super::orders::source_str;
+use crate::domain::region_from_i32;
+
+/// What settlement needs of an acceptance.
+#[derive(Debug, Clone)]
+pub struct AcceptanceRow {
+    pub view: AcceptanceView,
+    pub period: PeriodId,
+    pub hospital_region: RegionCode,
+}
+
+pub async fn insert_acceptance(
+    conn: &mut PgConnection,
+    ev: &ReceiptAccepted,
+    due_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO acceptances (id, order_id, shipment, period, hospital, hospital_region, distributor, \
+         source, amount_fen, accepted_at, due_at, lines) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+    )
+    .bind(ev.acceptance.as_uuid())
+    .bind(ev.order.as_uuid())
+    .bind(ev.shipment.map(|s| s.as_uuid()))
+    .bind(ev.period.as_uuid())
+    .bind(ev.hospital.as_uuid())
+    .bind(ev.hospital_region.as_u32() as i32)
+    .bind(ev.distributor.as_uuid())
+    .bind(source_str(ev.source))
+    .bind(ev.amount_fen.fen())
+    .bind(ev.accepted_at)
+    .bind(due_at)
+    .bind(sqlx::types::Json(&ev.lines))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_acceptance(
+    conn: &mut PgConnection,
+    id: AcceptanceId,
+    lock: bool,
+) -> Result<Option<AcceptanceRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id, order_id, period, hospital, hospital_region, distributor, amount_fen, accepted_at, \
+         due_at, invoice, paid_fen, paid_at, overdue, lines FROM acceptances WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_uuid())
+        .fetch_optional(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let lines: sqlx::types::Json<Vec<AcceptedLine>> = r.try_get("lines")?;
+    Ok(Some(AcceptanceRow {
+        period: PeriodId::from_uuid(r.try_get("period")?),
+        hospital_region: region_from_i32(r.try_get("hospital_region")?),
+        view: AcceptanceView {
+            acceptance: id,
+            order: OrderId::from_uuid(r.try_get("order_id")?),
+            hospital: OrgId::from_uuid(r.try_get("hospital")?),
+            distributor: OrgId::from_uuid(r.try_get("distributor")?),
+            lines: lines.0,
+            amount_fen: Money::from_fen(r.try_get("amount_fen")?),
+            accepted_at: r.try_get("accepted_at")?,
+            due_at: r.try_get("due_at")?,
+            invoice: r
+                .try_get::<Option<uuid::Uuid>, _>("invoice")?
+                .map(InvoiceId::from_uuid),
+            paid_fen: Money::from_fen(r.try_get("paid_fen")?),
+            paid_at: r.try_get("paid_at")?,
+            overdue: r.try_get("overdue")?,
+        },
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_invoice(
+    conn: &mut PgConnection,
+    id: InvoiceId,
+    acceptance: AcceptanceId,
+    code: &str,
+    number: &str,
+    amount: Money,
+    tax: Money,
+    issued_on: NaiveDate,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO invoices (id, acceptance, invoice_code, invoice_number, amount_fen, tax_fen, \
+         issued_on, recorded_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+    )
+    .bind(id.as_uuid())
+    .bind(acceptance.as_uuid())
+    .bind(code)
+    .bind(number)
+    .bind(amount.fen())
+    .bind(tax.fen())
+    .bind(issued_on)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE acceptances SET invoice = $2 WHERE id = $1")
+        .bind(acceptance.as_uuid())
+        .bind(id.as_uuid())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn invoice_number_taken(
+    conn: &mut PgConnection,
+    code: &str,
+    number: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM invoices WHERE invoice_code = $1 AND invoice_number = $2)",
+    )
+    .bind(code)
+    .bind(number)
+    .fetch_one(conn)
+    .await
+}
+
+pub fn channel_str(c: SettlementChannel) -> &'static str {
+    match c {
+        SettlementChannel::Online => "online",
+        SettlementChannel::Direct => "direct",
+        SettlementChannel::Offline => "offline",
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_settlement(
+    conn: &mut PgConnection,
+    id: SettlementId,
+    acceptance: AcceptanceId,
+    amount: Money,
+    channel: SettlementChannel,
+    reason: Option<&str>,
+    actor: &str,
+    at: DateTime<Utc>,
+    on_time: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO settlements (id, acceptance, amount_fen, channel, reason, actor, paid_at, on_time) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+    )
+    .bind(id.as_uuid())
+    .bind(acceptance.as_uuid())
+    .bind(amount.fen())
+    .bind(channel_str(channel))
+    .bind(reason)
+    .bind(actor)
+    .bind(at)
+    .bind(on_time)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE acceptances SET paid_fen = paid_fen + $2, \
+         paid_on_time_fen = paid_on_time_fen + CASE WHEN $4 THEN $2 ELSE 0 END, \
+         paid_at = CASE WHEN paid_fen + $2 >= amount_fen THEN $3 ELSE paid_at END WHERE id = $1",
+    )
+    .bind(acceptance.as_uuid())
+    .bind(amount.fen())
+    .bind(at)
+    .bind(on_time)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Flags an unpaid acceptance overdue; false when it was paid or already flagged.
+pub async fn flag_overdue(
+    conn: &mut PgConnection,
+    id: AcceptanceId,
+) -> Result<Option<AcceptanceRow>, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE acceptances SET overdue = true WHERE id = $1 AND NOT overdue AND paid_fen < amount_fen",
+    )
+    .bind(id.as_uuid())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    get_acceptance(conn, id, false).await
+}
+
+pub async fn insert_offline(
+    conn: &mut PgConnection,
+    hospital: OrgId,
+    region: RegionCode,
+    month: NaiveDate,
+    code: Option<&str>,
+    amount: Money,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO offline_purchases (hospital, hospital_region, month, national_code, amount_fen, declared_at) \
+         VALUES ($1,$2,$3,$4,$5,$6)",
+    )
+    .bind(hospital.as_uuid())
+    .bind(region.as_u32() as i32)
+    .bind(month)
+    .bind(code)
+    .bind(amount.fen())
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Claims (integrator, external id) for a message; false when it was seen.
+pub async fn claim_ingest(
+    conn: &mut PgConnection,
+    integrator: &str,
+    external_id: &str,
+    event: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO ingest_messages (integrator, external_id, event, outcome, at) \
+         VALUES ($1,$2,$3,'applied',$4) ON CONFLICT DO NOTHING",
+    )
+    .bind(integrator)
+    .bind(external_id)
+    .bind(event)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn record_rejection(
+    conn: &mut PgConnection,
+    r: &IngestRejected,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO ingest_messages (integrator, external_id, event, outcome, field, reason, at) \
+         VALUES ($1,$2,$3,'rejected',$4,$5,$6) ON CONFLICT (integrator, external_id) DO UPDATE \
+         SET outcome = 'rejected', field = $4, reason = $5, at = $6",
+    )
+    .bind(&r.integrator)
+    .bind(&r.external_id)
+    .bind(&r.event)
+    .bind(&r.field)
+    .bind(&r.reason)
+    .bind(r.rejected_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn list_rejections(
+    conn: &mut PgConnection,
+    integrator: Option<&str>,
+    limit: i64,
+) -> Result<Vec<IngestRejected>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT integrator, external_id, event, field, reason, at FROM ingest_messages \
+         WHERE outcome = 'rejected' AND ($1::text IS NULL OR integrator = $1) \
+         ORDER BY at DESC, external_id LIMIT $2",
+    )
+    .bind(integrator)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(IngestRejected {
+                integrator: r.try_get("integrator")?,
+                event: r.try_get("event")?,
+                external_id: r.try_get("external_id")?,
+                field: r.try_get("field")?,
+                reason: r
+                    .try_get::<Option<String>, _>("reason")?
+                    .unwrap_or_default(),
+                rejected_at: r.try_get("at")?,
+            })
+        })
+        .collect()
+}
+
+/// Sums behind the rates: hospital filter `$1` (nullable), region range
+/// `$2..=$3`, month `[$4, $5)`, month date `$6`.
+#[derive(Debug, Clone, Default)]
+pub struct RateSums {
+    pub due: i64,
+    pub settled: i64,
+    pub on_time: i64,
+    pub overdue: i64,
+    pub online: i64,
+    pub offline: i64,
+}
+
+pub async fn rate_sums(
+    conn: &mut PgConnection,
+    hospital: Option<OrgId>,
+    lo: i32,
+    hi: i32,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    month: NaiveDate,
+) -> Result<RateSums, sqlx::Error> {
+    let r = sqlx::query(
+        "SELECT \
+         (SELECT coalesce(sum(amount_fen), 0)::bigint FROM acceptances a WHERE ($1::uuid IS NULL OR a.hospital = $1) \
+            AND a.hospital_region BETWEEN $2 AND $3 AND a.due_at > $4 AND a.due_at <= $5) AS due, \
+         (SELECT coalesce(sum(paid_fen), 0)::bigint FROM acceptances a WHERE ($1::uuid IS NULL OR a.hospital = $1) \
+            AND a.hospital_region BETWEEN $2 AND $3 AND a.due_at > $4 AND a.due_at <= $5) AS settled, \
+         (SELECT coalesce(sum(paid_on_time_fen), 0)::bigint FROM acceptances a WHERE ($1::uuid IS NULL OR a.hospital = $1) \
+            AND a.hospital_region BETWEEN $2 AND $3 AND a.due_at > $4 AND a.due_at <= $5) AS on_time, \
+         (SELECT count(*) FROM acceptances a WHERE ($1::uuid IS NULL OR a.hospital = $1) \
+            AND a.hospital_region BETWEEN $2 AND $3 AND a.due_at > $4 AND a.due_at <= $5 AND a.overdue) AS overdue, \
+         (SELECT coalesce(sum(amount_fen), 0)::bigint FROM acceptances a WHERE ($1::uuid IS NULL OR a.hospital = $1) \
+            AND a.hospital_region BETWEEN $2 AND $3 AND a.accepted_at >= $4 AND a.accepted_at < $5) AS online, \
+         (SELECT coalesce(sum(amount_fen), 0)::bigint FROM offline_purchases o WHERE ($1::uuid IS NULL OR o.hospital = $1) \
+            AND o.hospital_region BETWEEN $2 AND $3 AND o.month = $6) AS offline",
+    )
+    .bind(hospital.map(|h| h.as_uuid()))
+    .bind(lo)
+    .bind(hi)
+    .bind(from)
+    .bind(to)
+    .bind(month)
+    .fetch_one(conn)
+    .await?;
+    Ok(RateSums {
+        due: r.try_get("due")?,
+        settled: r.try_get("settled")?,
+        on_time: r.try_get("on_time")?,
+        overdue: r.try_get("overdue")?,
+        online: r.try_get("online")?,
+        offline: r.try_get("offline")?,
+    })
+}
