@@ -28,6 +28,7 @@
 
 pub mod agreements;
 pub mod distribution;
+pub mod orders;
 pub mod system;
 
 use std::collections::HashSet;
@@ -313,6 +314,7 @@ impl RouteTable {
             .with(system::routes())
             .with(agreements::routes())
             .with(distribution::routes())
+            .with(orders::routes())
     }
 
     pub fn with(mut self, routes: impl IntoIterator<Item = Route>) -> Self {

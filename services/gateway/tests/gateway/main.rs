@@ -12,5 +12,6 @@ mod health;
 mod ingest;
 mod liaoning;
 mod limits;
+mod orders;
 mod policy;
 mod trace;

@@ -1,0 +1,113 @@
+//! Orders and settlement (订单与结算): the order lifecycle from placement to
+//! payment, offline purchase declarations, integrators' rejected messages and
+//! the settlement / timely / online rates. The service scopes every answer.
+
+use axum::http::{Method, StatusCode};
+use vbp_contracts::orders::*;
+use vbp_kernel::OrgKind::{Bureau, Distributor, Hospital, Integrator, Operator};
+
+use super::Route;
+
+pub const TAG: &str = "orders";
+
+fn r<Op: vbp_contracts::RpcOp>(method: Method, path: &str, zh: &str, en: &str) -> Route {
+    Route::op::<Op>(method, path).summary(zh, en).tag(TAG)
+}
+
+pub fn routes() -> Vec<Route> {
+    use Method as M;
+    vec![
+        r::<OrderPlace>(
+            M::POST,
+            "/orders",
+            "医疗机构下单（中选价格）",
+            "Place an order at the winning price",
+        )
+        .allow([Hospital])
+        .status(StatusCode::CREATED)
+        .error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "price differs from the winning price, or no active relation",
+        ),
+        r::<OrderListOp>(M::GET, "/orders", "订单列表", "List orders").allow([
+            Hospital,
+            Distributor,
+            Bureau,
+            Integrator,
+            Operator,
+        ]),
+        r::<OrderGet>(M::GET, "/orders/{order}", "订单详情", "Get an order").allow([
+            Hospital,
+            Distributor,
+            Bureau,
+            Integrator,
+            Operator,
+        ]),
+        r::<OrderRespond>(
+            M::POST,
+            "/orders/{order}/response",
+            "配送企业响应订单（接受、部分接受、拒绝并说明理由）",
+            "Respond to an order: accept, partial, or refuse with a reason",
+        )
+        .allow([Distributor]),
+        r::<ShipmentDispatch>(
+            M::POST,
+            "/orders/{order}/shipments",
+            "发货（批号、有效期、数量）",
+            "Dispatch a shipment (batch numbers, expiry, quantities)",
+        )
+        .allow([Distributor])
+        .status(StatusCode::CREATED),
+        r::<ShipmentReceive>(
+            M::POST,
+            "/shipments/{shipment}/receipt",
+            "收货",
+            "Receive a shipment",
+        )
+        .allow([Hospital]),
+        r::<ReceiptAccept>(
+            M::POST,
+            "/orders/{order}/acceptances",
+            "验收（合格与不合格数量及原因）",
+            "Accept delivered quantities (accepted and rejected, with reasons)",
+        )
+        .allow([Hospital])
+        .status(StatusCode::CREATED),
+        r::<InvoiceIssue>(
+            M::POST,
+            "/acceptances/{acceptance}/invoice",
+            "开具发票（须与验收金额一致）",
+            "Issue the invoice (must equal the accepted amount)",
+        )
+        .allow([Distributor]),
+        r::<SettlementPay>(
+            M::POST,
+            "/acceptances/{acceptance}/settlement",
+            "结算回款（在线、医保直接结算、线下须说明理由）",
+            "Pay: online, direct by the fund, or offline with a reason",
+        )
+        .allow([Hospital, Bureau, Operator]),
+        r::<OfflinePurchaseDeclare>(
+            M::POST,
+            "/offline-purchases",
+            "申报线下采购（用于计算网采率）",
+            "Declare offline purchases (for the online rate)",
+        )
+        .allow([Hospital])
+        .status(StatusCode::CREATED),
+        r::<IngestRejectionListOp>(
+            M::GET,
+            "/ingest/rejections",
+            "集成平台被拒消息及原因",
+            "The caller's rejected ingest messages and why",
+        )
+        .allow([Integrator, Operator]),
+        r::<RatesGet>(
+            M::GET,
+            "/rates",
+            "结算率、及时结算率、网采率",
+            "Settlement, timely settlement and online rates",
+        )
+        .allow([Hospital, Bureau, Operator]),
+    ]
+}
