@@ -21,6 +21,8 @@ VBP_PG_MIN_MAJOR=15
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 # VBP_LOCAL_STATE_DIR lets two test runs of one checkout work side by side (with other ports).
+# Default ports sit below Linux's ephemeral range (32768-60999), where an outgoing connection
+# could otherwise hold a port the moment a server wants it.
 STATE_DIR="${VBP_LOCAL_STATE_DIR:-$ROOT/.vbp}"
 VENV_DIR="$STATE_DIR/venv"
 
