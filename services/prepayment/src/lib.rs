@@ -1,9 +1,27 @@
-//! The prepayment service: prepayment fund calculation (预付金测算), approval, disbursement (划拨), offset (冲抵) and reconciliation.
+//! The prepayment service: prepayment fund calculation (预付金测算),
+//! approval, disbursement (划拨), offset (冲抵) and period-end deduction
+//! (冲减).
 //!
 //! It owns the Postgres schema `prepayment` and talks to other services only
-//! through NATS subjects (DESIGN §2–§3).
+//! through NATS subjects (DESIGN §2–§3). Layers: [`domain`] (pure rules) ←
+//! [`store`] (sqlx) ← [`ledger`] (event-driven transitions), [`api`] (RPC
+//! handlers), [`consumers`] and [`timers`] ← [`run`].
 
-use vbp_contracts::Service;
+pub mod api;
+pub mod consumers;
+pub mod domain;
+pub mod ledger;
+pub mod store;
+pub mod timers;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use vbp_bus::{ConsumerSpec, Context, RpcError, RpcServer};
+use vbp_contracts::agreements::{AgreementStateChanged, PeriodOpened, SupplyListPublished};
+use vbp_contracts::orders::SettlementPaid;
+use vbp_contracts::prepayment as c;
+use vbp_contracts::{Event, RpcOp, Service};
 use vbp_platform::{Platform, ServiceHost};
 
 pub const SERVICE: Service = Service::Prepayment;
@@ -13,10 +31,66 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("./migrations")
 }
 
+fn op<Op, F, Fut>(rpc: RpcServer, svc: &api::Shared, f: F) -> RpcServer
+where
+    Op: RpcOp,
+    F: Fn(api::Shared, Context, Op::Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Op::Response, RpcError>> + Send + 'static,
+{
+    let svc = svc.clone();
+    rpc.route::<Op, _, _>(move |ctx, req| f(svc.clone(), ctx, req))
+}
+
+/// Every operation of [`vbp_contracts::prepayment::OPERATIONS`].
+pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
+    let rpc = op::<c::LedgerGet, _, _>(rpc, svc, api::ledger_get);
+    let rpc = op::<c::LedgerListOp, _, _>(rpc, svc, api::ledger_list);
+    let rpc = op::<c::LedgerApprove, _, _>(rpc, svc, api::ledger_approve);
+    let rpc = op::<c::LedgerDisburse, _, _>(rpc, svc, api::ledger_disburse);
+    let rpc = op::<c::RegionSummaryOp, _, _>(rpc, svc, api::region_summary);
+    op::<c::LedgerRecalculate, _, _>(rpc, svc, api::ledger_recalculate)
+}
+
 /// Runs the service until the platform shuts down.
 pub async fn run(platform: Platform) -> anyhow::Result<()> {
-    ServiceHost::start(&platform, SERVICE, migrator())
-        .await?
+    let settings: domain::Settings = platform.config.section("prepayment")?;
+    settings
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration {}: {}", e.field, e.rule))?;
+    let host = ServiceHost::start(&platform, SERVICE, migrator()).await?;
+    let agreements_stream = platform.ensure_event_stream(Service::Agreements).await?;
+    let orders_stream = platform.ensure_event_stream(Service::Orders).await?;
+    let svc = Arc::new(api::Svc {
+        pool: host.pool().clone(),
+        outbox: host.outbox().clone(),
+        clock: platform.clock.clone(),
+        calendar: platform.calendar.clone(),
+        settings,
+    });
+    let ns = &platform.ns;
+    host.rpc(|rpc| routes(rpc, &svc))
+        .timer(ledger::OVERDUE_TIMER, timers::Overdue(svc.clone()))
+        .timer(ledger::CLOSE_TIMER, timers::Close(svc.clone()))
+        .consumer(
+            ConsumerSpec::new(
+                "agreements",
+                agreements_stream,
+                vec![
+                    PeriodOpened::subject(ns),
+                    SupplyListPublished::subject(ns),
+                    AgreementStateChanged::subject(ns),
+                ],
+            ),
+            consumers::Agreements(svc.clone()),
+        )
+        .consumer(
+            ConsumerSpec::new(
+                "settlements",
+                orders_stream,
+                vec![SettlementPaid::subject(ns)],
+            ),
+            consumers::Settlements(svc.clone()),
+        )
         .run()
         .await
 }

@@ -176,6 +176,27 @@ impl Event for PrepaymentBlocked {
     const NAME: &'static str = "blocked";
 }
 
+/// An approved prepayment was not disbursed within the configured number of
+/// working days after approval (Sichuan: 15).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PrepaymentDisbursementOverdue {
+    pub ledger: LedgerId,
+    pub hospital: OrgId,
+    pub hospital_region: RegionCode,
+    pub project: ProjectId,
+    pub period: PeriodId,
+    pub amount_fen: Money,
+    pub approved_at: DateTime<Utc>,
+    pub disburse_by: DateTime<Utc>,
+    pub flagged_at: DateTime<Utc>,
+}
+
+impl Event for PrepaymentDisbursementOverdue {
+    const SERVICE: Service = Service::Prepayment;
+    const AGGREGATE: &'static str = "ledger";
+    const NAME: &'static str = "disbursement_overdue";
+}
+
 /// `(vbp-type, schema)` of every event of this service.
 pub fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
@@ -203,7 +224,231 @@ pub fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
             "prepayment.ledger.blocked",
             schemars::schema_for!(PrepaymentBlocked),
         ),
+        (
+            "prepayment.ledger.disbursement_overdue",
+            schemars::schema_for!(PrepaymentDisbursementOverdue),
+        ),
     ]
+}
+
+// ---------------------------------------------------------------------------
+// Request/reply: `{ns}.rpc.prepayment.{operation}`
+// ---------------------------------------------------------------------------
+
+/// Where a ledger stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerState {
+    /// Calculated, awaiting the bureau's approval.
+    Calculated,
+    Approved,
+    Disbursed,
+    /// The period ended; any unrecovered balance became a deduction.
+    Closed,
+    /// No prepayment: an earlier period left an unrecovered balance.
+    Blocked,
+}
+
+impl LedgerState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LedgerState::Calculated => "calculated",
+            LedgerState::Approved => "approved",
+            LedgerState::Disbursed => "disbursed",
+            LedgerState::Closed => "closed",
+            LedgerState::Blocked => "blocked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LedgerState> {
+        [
+            LedgerState::Calculated,
+            LedgerState::Approved,
+            LedgerState::Disbursed,
+            LedgerState::Closed,
+            LedgerState::Blocked,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// Kind of an immutable ledger entry; its signed amount moves the balance
+/// (what the hospital still owes the fund).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// + the prepayment paid out (划拨).
+    Disbursed,
+    /// − recovered from a settlement (冲抵).
+    Offset,
+    /// − the unrecovered balance at period end, deducted (冲减) from later settlements.
+    Deduction,
+    /// ± a recalculation after disbursement (amendment).
+    Adjustment,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EntryView {
+    pub entry: EntryId,
+    pub kind: EntryKind,
+    /// Signed effect on the balance.
+    pub amount_fen: Money,
+    /// The balance after this entry.
+    pub balance_fen: Money,
+    /// What caused it: an event id or an RPC request, with its business key.
+    pub cause: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// One (re)calculation, kept forever.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CalculationView {
+    pub seq: i32,
+    pub agreed_amount_fen: Money,
+    pub ratio: BasisPoints,
+    pub amount_fen: Money,
+    pub adjustment_fen: Money,
+    pub inputs: Vec<CalculationInput>,
+    pub rule: String,
+    pub cause: String,
+    pub calculated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LedgerView {
+    pub ledger: LedgerId,
+    pub hospital: OrgId,
+    pub hospital_region: RegionCode,
+    pub project: ProjectId,
+    pub period: PeriodId,
+    pub state: LedgerState,
+    /// Current figures (the history is in `calculations`).
+    pub agreed_amount_fen: Money,
+    pub ratio: BasisPoints,
+    pub amount_fen: Money,
+    pub rule: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<OrgId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disburse_by: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disbursed_on: Option<NaiveDate>,
+    /// Disbursement overdue or recorded after the deadline.
+    pub late: bool,
+    /// Why no prepayment is granted (blocked ledgers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_reason: Option<String>,
+    /// Deducted at period end.
+    pub deducted_fen: Money,
+    /// Always Σ `entries[].amount_fen`.
+    pub balance_fen: Money,
+    pub entries: Vec<EntryView>,
+    pub calculations: Vec<CalculationView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GetLedger {
+    pub ledger: LedgerId,
+}
+
+/// Ledgers the actor may see (bureau: its region subtree; hospital: its own).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ListLedgers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<PeriodId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hospital: Option<OrgId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<LedgerState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LedgerList {
+    pub items: Vec<LedgerView>,
+}
+
+/// The bureau of the hospital's region (at the configured level) approves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ApproveLedger {
+    pub ledger: LedgerId,
+}
+
+/// Records the disbursement (划拨) of an approved prepayment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DisburseLedger {
+    pub ledger: LedgerId,
+    pub payment_reference: String,
+    pub disbursed_on: NaiveDate,
+}
+
+/// Totals per hospital region × project × period within the actor's scope.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SummariseRegions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<PeriodId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RegionSummaryRow {
+    pub region: RegionCode,
+    pub project: ProjectId,
+    pub period: PeriodId,
+    pub ledgers: i64,
+    pub blocked: i64,
+    pub agreed_amount_fen: Money,
+    pub amount_fen: Money,
+    pub disbursed_fen: Money,
+    pub offset_fen: Money,
+    pub deducted_fen: Money,
+    pub adjustment_fen: Money,
+    pub balance_fen: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RegionSummary {
+    pub rows: Vec<RegionSummaryRow>,
+    /// Σ disbursed − Σ offsets − Σ deductions + Σ adjustments = Σ balances,
+    /// in every row and in total.
+    pub reconciled: bool,
+}
+
+/// Recalculate every open ledger of hospitals in `region`'s subtree (e.g. a
+/// whole province after a ratio change) as one operation: differences
+/// become adjustments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RecalculateLedgers {
+    pub region: RegionCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<PeriodId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RecalculationResult {
+    /// Ledgers looked at.
+    pub ledgers: i64,
+    /// Ledgers whose figure changed (a new calculation was recorded).
+    pub changed: i64,
+}
+
+crate::rpc_operations! { Service::Prepayment, "prepayment";
+    /// A ledger with its entries and calculations (scoped by actor).
+    LedgerGet = "ledger_get" (GetLedger) -> LedgerView;
+    /// Ledgers in the actor's scope.
+    LedgerListOp = "ledger_list" (ListLedgers) -> LedgerList;
+    /// Bureau approval of a calculated prepayment.
+    LedgerApprove = "ledger_approve" (ApproveLedger) -> LedgerView;
+    /// Record the disbursement of an approved prepayment.
+    LedgerDisburse = "ledger_disburse" (DisburseLedger) -> LedgerView;
+    /// Totals per region × project × period, with the reconciliation check.
+    RegionSummaryOp = "region_summary" (SummariseRegions) -> RegionSummary;
+    /// Recalculate a region's open ledgers in one transaction (operator, or
+    /// a bureau over its own subtree).
+    LedgerRecalculate = "ledger_recalculate" (RecalculateLedgers) -> RecalculationResult;
 }
 
 #[cfg(test)]
@@ -221,7 +466,12 @@ mod tests {
         assert_event::<PrepaymentOffsetRecorded>(&ns, "prepayment.ledger.offset_recorded");
         assert_event::<PrepaymentDeducted>(&ns, "prepayment.ledger.deducted");
         assert_event::<PrepaymentBlocked>(&ns, "prepayment.ledger.blocked");
-        assert_eq!(event_schemas().len(), 6);
+        assert_event::<PrepaymentDisbursementOverdue>(
+            &ns,
+            "prepayment.ledger.disbursement_overdue",
+        );
+        assert_eq!(event_schemas().len(), 7);
+        assert_eq!(rpc_schemas().len(), 2 * OPERATIONS.len());
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub fn all() -> BTreeMap<&'static str, schemars::Schema> {
         .into_iter()
         .chain(distribution::rpc_schemas())
         .chain(orders::rpc_schemas())
+        .chain(prepayment::rpc_schemas())
     {
         out.insert(name, schema);
     }

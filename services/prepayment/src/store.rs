@@ -1,0 +1,558 @@
+//! Persistence in the `prepayment` schema. Every function takes the caller's
+//! connection, so a state change and its outbox event commit in one
+//! transaction.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+use vbp_contracts::agreements::{AgreementId, PeriodId, ProjectId};
+use vbp_contracts::prepayment::{
+    CalculationInput, CalculationView, EntryId, EntryKind, EntryView, LedgerId, LedgerState,
+    LedgerView, RegionSummaryRow,
+};
+use vbp_kernel::{BasisPoints, Money, OrgId};
+
+use crate::domain::region_from_i32;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PeriodRow {
+    pub id: Uuid,
+    pub project: Uuid,
+    pub project_code: String,
+    pub number: i32,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+pub async fn upsert_period(conn: &mut PgConnection, p: &PeriodRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO periods (id, project, project_code, number, starts_at, ends_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET \
+         project_code = EXCLUDED.project_code, number = EXCLUDED.number, \
+         starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at",
+    )
+    .bind(p.id)
+    .bind(p.project)
+    .bind(&p.project_code)
+    .bind(p.number)
+    .bind(p.starts_at)
+    .bind(p.ends_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_period(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<PeriodRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM periods WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The period of the same project numbered `number`.
+pub async fn period_numbered(
+    conn: &mut PgConnection,
+    project: Uuid,
+    number: i32,
+) -> Result<Option<PeriodRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM periods WHERE project = $1 AND number = $2")
+        .bind(project)
+        .bind(number)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Records an agreement version as effective or superseded unless a newer
+/// version (or the same version in a later state) is held. Returns whether
+/// anything changed.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_agreement(
+    conn: &mut PgConnection,
+    id: AgreementId,
+    version: i32,
+    superseded: bool,
+    period: PeriodId,
+    project: ProjectId,
+    hospital: OrgId,
+    hospital_region: i32,
+    amount: Money,
+    changed_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let state = if superseded {
+        "superseded"
+    } else {
+        "effective"
+    };
+    let done = sqlx::query(
+        "INSERT INTO agreements AS a (id, version, state, period, project, hospital, hospital_region, amount_fen, changed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state, \
+         amount_fen = EXCLUDED.amount_fen, changed_at = EXCLUDED.changed_at \
+         WHERE a.version < EXCLUDED.version \
+            OR (a.version = EXCLUDED.version AND a.state = 'effective' AND EXCLUDED.state = 'superseded')",
+    )
+    .bind(id.as_uuid())
+    .bind(version)
+    .bind(state)
+    .bind(period.as_uuid())
+    .bind(project.as_uuid())
+    .bind(hospital.as_uuid())
+    .bind(hospital_region)
+    .bind(amount.fen())
+    .bind(changed_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Effective agreement versions of a hospital × project × period, by id.
+pub async fn effective_inputs(
+    conn: &mut PgConnection,
+    hospital: OrgId,
+    project: ProjectId,
+    period: PeriodId,
+) -> Result<Vec<CalculationInput>, sqlx::Error> {
+    let rows: Vec<(Uuid, i32, i64)> = sqlx::query_as(
+        "SELECT id, version, amount_fen FROM agreements \
+         WHERE hospital = $1 AND project = $2 AND period = $3 AND state = 'effective' ORDER BY id",
+    )
+    .bind(hospital.as_uuid())
+    .bind(project.as_uuid())
+    .bind(period.as_uuid())
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, version, amount)| CalculationInput {
+            agreement: AgreementId::from_uuid(id),
+            version,
+            agreed_amount_fen: Money::from_fen(amount),
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LedgerRow {
+    pub id: Uuid,
+    pub hospital: Uuid,
+    pub hospital_region: i32,
+    pub project: Uuid,
+    pub period: Uuid,
+    pub state: String,
+    pub agreed_amount_fen: i64,
+    pub ratio_bp: i32,
+    pub amount_fen: i64,
+    pub rule: String,
+    pub approved_by: Option<Uuid>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub disburse_by: Option<DateTime<Utc>>,
+    pub payment_reference: Option<String>,
+    pub disbursed_on: Option<NaiveDate>,
+    pub late: bool,
+    pub blocked_reason: Option<String>,
+    pub deducted_fen: i64,
+    pub balance_fen: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl LedgerRow {
+    pub fn state(&self) -> LedgerState {
+        LedgerState::parse(&self.state).unwrap_or(LedgerState::Calculated)
+    }
+    pub fn ledger(&self) -> LedgerId {
+        LedgerId::from_uuid(self.id)
+    }
+    pub fn ratio(&self) -> BasisPoints {
+        BasisPoints::new(self.ratio_bp as u32).unwrap_or(BasisPoints::ZERO)
+    }
+}
+
+pub async fn lock_ledger(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<LedgerRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM ledgers WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn lock_ledger_by_key(
+    conn: &mut PgConnection,
+    hospital: Uuid,
+    project: Uuid,
+    period: Uuid,
+) -> Result<Option<LedgerRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM ledgers WHERE hospital = $1 AND project = $2 AND period = $3 FOR UPDATE",
+    )
+    .bind(hospital)
+    .bind(project)
+    .bind(period)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Ledgers of a period, locked, oldest first.
+pub async fn lock_period_ledgers(
+    conn: &mut PgConnection,
+    period: Uuid,
+) -> Result<Vec<LedgerRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM ledgers WHERE period = $1 ORDER BY created_at, id FOR UPDATE")
+        .bind(period)
+        .fetch_all(conn)
+        .await
+}
+
+/// Creates the ledger unless one exists for the key; returns whether it did.
+pub async fn insert_ledger(conn: &mut PgConnection, l: &LedgerRow) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO ledgers (id, hospital, hospital_region, project, period, state, agreed_amount_fen, \
+         ratio_bp, amount_fen, rule, blocked_reason, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
+         ON CONFLICT (hospital, project, period) DO NOTHING",
+    )
+    .bind(l.id)
+    .bind(l.hospital)
+    .bind(l.hospital_region)
+    .bind(l.project)
+    .bind(l.period)
+    .bind(&l.state)
+    .bind(l.agreed_amount_fen)
+    .bind(l.ratio_bp)
+    .bind(l.amount_fen)
+    .bind(&l.rule)
+    .bind(&l.blocked_reason)
+    .bind(l.created_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Writes the mutable columns of a locked ledger (figures, state, approval,
+/// disbursement, flags). Entries and the balance move only through
+/// [`append_entry`].
+pub async fn save_ledger(
+    conn: &mut PgConnection,
+    l: &LedgerRow,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE ledgers SET state = $2, agreed_amount_fen = $3, ratio_bp = $4, amount_fen = $5, rule = $6, \
+         approved_by = $7, approved_at = $8, disburse_by = $9, payment_reference = $10, disbursed_on = $11, \
+         late = $12, blocked_reason = $13, deducted_fen = $14, updated_at = $15 WHERE id = $1",
+    )
+    .bind(l.id)
+    .bind(&l.state)
+    .bind(l.agreed_amount_fen)
+    .bind(l.ratio_bp)
+    .bind(l.amount_fen)
+    .bind(&l.rule)
+    .bind(l.approved_by)
+    .bind(l.approved_at)
+    .bind(l.disburse_by)
+    .bind(&l.payment_reference)
+    .bind(l.disbursed_on)
+    .bind(l.late)
+    .bind(&l.blocked_reason)
+    .bind(l.deducted_fen)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_calculation(
+    conn: &mut PgConnection,
+    ledger: Uuid,
+    agreed: Money,
+    ratio: BasisPoints,
+    amount: Money,
+    adjustment: Money,
+    inputs: &[CalculationInput],
+    rule: &str,
+    cause: &str,
+    at: DateTime<Utc>,
+) -> Result<i32, sqlx::Error> {
+    let seq: i32 = sqlx::query_scalar(
+        "INSERT INTO calculations (ledger, seq, agreed_amount_fen, ratio_bp, amount_fen, adjustment_fen, inputs, rule, cause, calculated_at) \
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9 FROM calculations WHERE ledger = $1 \
+         RETURNING seq",
+    )
+    .bind(ledger)
+    .bind(agreed.fen())
+    .bind(ratio.value() as i32)
+    .bind(amount.fen())
+    .bind(adjustment.fen())
+    .bind(sqlx::types::Json(inputs))
+    .bind(rule)
+    .bind(cause)
+    .bind(at)
+    .fetch_one(conn)
+    .await?;
+    Ok(seq)
+}
+
+/// Appends an entry to a locked ledger and moves its balance by `amount`.
+/// `None` when an offset for `settlement` is already there.
+pub async fn append_entry(
+    conn: &mut PgConnection,
+    ledger: Uuid,
+    kind: EntryKind,
+    amount: Money,
+    settlement: Option<Uuid>,
+    cause: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<(EntryId, Money)>, sqlx::Error> {
+    let id = EntryId::new();
+    let row: Option<(i64,)> = sqlx::query_as(
+        "INSERT INTO entries (id, ledger, seq, kind, amount_fen, balance_fen, settlement, cause, recorded_at) \
+         SELECT $1, $2, COALESCE((SELECT MAX(seq) FROM entries WHERE ledger = $2), 0) + 1, $3, $4, \
+                l.balance_fen + $4, $5, $6, $7 FROM ledgers l WHERE l.id = $2 \
+         ON CONFLICT DO NOTHING RETURNING balance_fen",
+    )
+    .bind(id.as_uuid())
+    .bind(ledger)
+    .bind(kind_str(kind))
+    .bind(amount.fen())
+    .bind(settlement)
+    .bind(cause)
+    .bind(at)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((balance,)) = row else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE ledgers SET balance_fen = $2, updated_at = $3 WHERE id = $1")
+        .bind(ledger)
+        .bind(balance)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(Some((id, Money::from_fen(balance))))
+}
+
+pub fn kind_str(k: EntryKind) -> &'static str {
+    match k {
+        EntryKind::Disbursed => "disbursed",
+        EntryKind::Offset => "offset",
+        EntryKind::Deduction => "deduction",
+        EntryKind::Adjustment => "adjustment",
+    }
+}
+
+fn kind_of(s: &str) -> EntryKind {
+    match s {
+        "disbursed" => EntryKind::Disbursed,
+        "offset" => EntryKind::Offset,
+        "deduction" => EntryKind::Deduction,
+        _ => EntryKind::Adjustment,
+    }
+}
+
+/// Who may see which ledgers, as `($1 kind, $2 lo, $3 hi, $4 org)`.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub kind: &'static str,
+    pub lo: i32,
+    pub hi: i32,
+    pub org: Uuid,
+}
+
+const SCOPE_SQL: &str = "($1 = 'all' OR ($1 = 'region' AND l.hospital_region BETWEEN $2 AND $3) \
+     OR ($1 = 'hospital' AND l.hospital = $4))";
+
+impl Scope {
+    pub fn admits(&self, l: &LedgerRow) -> bool {
+        match self.kind {
+            "all" => true,
+            "region" => (self.lo..=self.hi).contains(&l.hospital_region),
+            "hospital" => l.hospital == self.org,
+            _ => false,
+        }
+    }
+}
+
+pub async fn get_ledger(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<LedgerRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM ledgers WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn list_ledgers(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    period: Option<Uuid>,
+    hospital: Option<Uuid>,
+    state: Option<&str>,
+) -> Result<Vec<LedgerRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT l.* FROM ledgers l WHERE {SCOPE_SQL} AND ($5::uuid IS NULL OR l.period = $5) \
+         AND ($6::uuid IS NULL OR l.hospital = $6) AND ($7::text IS NULL OR l.state = $7) \
+         ORDER BY l.hospital_region, l.created_at, l.id LIMIT 1000"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(scope.kind)
+        .bind(scope.lo)
+        .bind(scope.hi)
+        .bind(scope.org)
+        .bind(period)
+        .bind(hospital)
+        .bind(state)
+        .fetch_all(conn)
+        .await
+}
+
+pub async fn view(conn: &mut PgConnection, l: &LedgerRow) -> Result<LedgerView, sqlx::Error> {
+    let entries: Vec<(Uuid, String, i64, i64, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, kind, amount_fen, balance_fen, cause, recorded_at FROM entries WHERE ledger = $1 ORDER BY seq",
+    )
+    .bind(l.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    #[allow(clippy::type_complexity)]
+    let calcs: Vec<(i32, i64, i32, i64, i64, sqlx::types::Json<Vec<CalculationInput>>, String, String, DateTime<Utc>)> =
+        sqlx::query_as(
+            "SELECT seq, agreed_amount_fen, ratio_bp, amount_fen, adjustment_fen, inputs, rule, cause, calculated_at \
+             FROM calculations WHERE ledger = $1 ORDER BY seq",
+        )
+        .bind(l.id)
+        .fetch_all(conn)
+        .await?;
+    Ok(LedgerView {
+        ledger: l.ledger(),
+        hospital: OrgId::from_uuid(l.hospital),
+        hospital_region: region_from_i32(l.hospital_region),
+        project: ProjectId::from_uuid(l.project),
+        period: PeriodId::from_uuid(l.period),
+        state: l.state(),
+        agreed_amount_fen: Money::from_fen(l.agreed_amount_fen),
+        ratio: l.ratio(),
+        amount_fen: Money::from_fen(l.amount_fen),
+        rule: l.rule.clone(),
+        approved_by: l.approved_by.map(OrgId::from_uuid),
+        approved_at: l.approved_at,
+        disburse_by: l.disburse_by,
+        payment_reference: l.payment_reference.clone(),
+        disbursed_on: l.disbursed_on,
+        late: l.late,
+        blocked_reason: l.blocked_reason.clone(),
+        deducted_fen: Money::from_fen(l.deducted_fen),
+        balance_fen: Money::from_fen(l.balance_fen),
+        entries: entries
+            .into_iter()
+            .map(|(id, kind, amount, balance, cause, at)| EntryView {
+                entry: EntryId::from_uuid(id),
+                kind: kind_of(&kind),
+                amount_fen: Money::from_fen(amount),
+                balance_fen: Money::from_fen(balance),
+                cause,
+                recorded_at: at,
+            })
+            .collect(),
+        calculations: calcs
+            .into_iter()
+            .map(
+                |(seq, agreed, ratio, amount, adj, inputs, rule, cause, at)| CalculationView {
+                    seq,
+                    agreed_amount_fen: Money::from_fen(agreed),
+                    ratio: BasisPoints::new(ratio as u32).unwrap_or(BasisPoints::ZERO),
+                    amount_fen: Money::from_fen(amount),
+                    adjustment_fen: Money::from_fen(adj),
+                    inputs: inputs.0,
+                    rule,
+                    cause,
+                    calculated_at: at,
+                },
+            )
+            .collect(),
+    })
+}
+
+pub async fn summary(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    period: Option<Uuid>,
+) -> Result<Vec<RegionSummaryRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT l.hospital_region, l.project, l.period, count(*)::bigint, \
+           count(*) FILTER (WHERE l.state = 'blocked')::bigint, \
+           COALESCE(SUM(l.agreed_amount_fen), 0)::bigint, COALESCE(SUM(l.amount_fen), 0)::bigint, \
+           COALESCE(SUM(e.disbursed), 0)::bigint, COALESCE(SUM(e.offset_), 0)::bigint, \
+           COALESCE(SUM(e.deduction), 0)::bigint, COALESCE(SUM(e.adjustment), 0)::bigint, \
+           COALESCE(SUM(l.balance_fen), 0)::bigint \
+         FROM ledgers l LEFT JOIN LATERAL ( \
+           SELECT SUM(amount_fen) FILTER (WHERE kind = 'disbursed') AS disbursed, \
+                  -SUM(amount_fen) FILTER (WHERE kind = 'offset') AS offset_, \
+                  -SUM(amount_fen) FILTER (WHERE kind = 'deduction') AS deduction, \
+                  SUM(amount_fen) FILTER (WHERE kind = 'adjustment') AS adjustment \
+           FROM entries WHERE ledger = l.id) e ON true \
+         WHERE {SCOPE_SQL} AND ($5::uuid IS NULL OR l.period = $5) \
+         GROUP BY l.hospital_region, l.project, l.period ORDER BY 1, 2, 3"
+    );
+    #[allow(clippy::type_complexity)]
+    let rows: Vec<(i32, Uuid, Uuid, i64, i64, i64, i64, i64, i64, i64, i64, i64)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(scope.kind)
+            .bind(scope.lo)
+            .bind(scope.hi)
+            .bind(scope.org)
+            .bind(period)
+            .fetch_all(conn)
+            .await?;
+    let m = Money::from_fen;
+    Ok(rows
+        .into_iter()
+        .map(|r| RegionSummaryRow {
+            region: region_from_i32(r.0),
+            project: ProjectId::from_uuid(r.1),
+            period: PeriodId::from_uuid(r.2),
+            ledgers: r.3,
+            blocked: r.4,
+            agreed_amount_fen: m(r.5),
+            amount_fen: m(r.6),
+            disbursed_fen: m(r.7),
+            offset_fen: m(r.8),
+            deducted_fen: m(r.9),
+            adjustment_fen: m(r.10),
+            balance_fen: m(r.11),
+        })
+        .collect())
+}
+
+/// Keys of the not-closed ledgers of hospitals in `lo..=hi`.
+pub async fn open_ledger_keys(
+    conn: &mut PgConnection,
+    lo: i32,
+    hi: i32,
+    period: Option<Uuid>,
+) -> Result<Vec<crate::ledger::Key>, sqlx::Error> {
+    let rows: Vec<(Uuid, i32, Uuid, Uuid)> = sqlx::query_as(
+        "SELECT hospital, hospital_region, project, period FROM ledgers \
+         WHERE hospital_region BETWEEN $1 AND $2 AND state <> 'closed' \
+         AND ($3::uuid IS NULL OR period = $3) ORDER BY hospital_region, hospital, period",
+    )
+    .bind(lo)
+    .bind(hi)
+    .bind(period)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(h, r, pr, pe)| crate::ledger::Key {
+            hospital: OrgId::from_uuid(h),
+            hospital_region: region_from_i32(r),
+            project: ProjectId::from_uuid(pr),
+            period: PeriodId::from_uuid(pe),
+        })
+        .collect())
+}
