@@ -29,6 +29,7 @@
 pub mod agreements;
 pub mod distribution;
 pub mod orders;
+pub mod prepayment;
 pub mod system;
 
 use std::collections::HashSet;
@@ -315,6 +316,7 @@ impl RouteTable {
             .with(agreements::routes())
             .with(distribution::routes())
             .with(orders::routes())
+            .with(prepayment::routes())
     }
 
     pub fn with(mut self, routes: impl IntoIterator<Item = Route>) -> Self {

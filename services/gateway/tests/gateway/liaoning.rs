@@ -3,7 +3,9 @@
 //! periods (period 2 carried over, exact bounds), a tripartite agreement is
 //! signed by all three parties once distribution has activated the relation,
 //! acceptances drive progress and classes at chosen clock times, over-volume
-//! is accepted and flagged, and the paper-deadline list turns at 17:00.
+//! is accepted and flagged, the paper-deadline list turns at 17:00, and the
+//! effective agreement becomes a prepayment the city bureau approves and
+//! disburses.
 
 use std::time::Duration;
 
@@ -109,6 +111,28 @@ async fn eventually(h: &Harness, path: &str, token: &str, body: &Value) -> Value
     }
 }
 
+async fn until_ledger(h: &Harness, token: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = json_ok(
+            h.get(
+                &format!("/api/v1/prepayment/ledgers?hospital={FUXIN_HOSPITAL}"),
+                token,
+            )
+            .await,
+        )
+        .await;
+        if let Some(ledger) = list["items"].as_array().and_then(|items| items.first()) {
+            return ledger.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no prepayment ledger was calculated"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn progress_row(h: &Harness, period: &str, token: &str) -> Value {
     let report = json_ok(
         h.get(
@@ -131,6 +155,8 @@ async fn the_liaoning_guiding_catheter_scenario_through_the_gateway() {
     h.start_backend(Service::Agreements, vbp_agreements::run)
         .await;
     h.start_backend(Service::Distribution, vbp_distribution::run)
+        .await;
+    h.start_backend(Service::Prepayment, vbp_prepayment::run)
         .await;
     h.env.clock.set(at("2024-07-20T09:00:00+08:00"));
     let operator = h.token(OrgKind::Operator);
@@ -341,6 +367,44 @@ async fn the_liaoning_guiding_catheter_scenario_through_the_gateway() {
     let effective = eventually(&h, &confirm_path, &dist, &confirm).await;
     assert_eq!(effective["state"], "effective");
     assert_eq!(effective["amount_fen"], 7_200_000);
+
+    // Prepayment follows the effective agreement: 30% of 72,000.00 yuan, to the fen;
+    // the hospital's city bureau approves and records the disbursement.
+    let ledger = until_ledger(&h, &fuxin).await;
+    assert_eq!(ledger["agreed_amount_fen"], 7_200_000);
+    assert_eq!(ledger["amount_fen"], 2_160_000);
+    let ledger_id = ledger["ledger"].as_str().expect("id").to_owned();
+    problem(
+        h.post(
+            &format!("/api/v1/prepayment/ledgers/{ledger_id}/approve"),
+            &hospital,
+            &json!({}),
+        )
+        .await,
+        403,
+    )
+    .await;
+    let approved = json_ok(
+        h.post(
+            &format!("/api/v1/prepayment/ledgers/{ledger_id}/approve"),
+            &fuxin,
+            &json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(approved["state"], "approved");
+    let disbursed = json_ok(
+        h.post(
+            &format!("/api/v1/prepayment/ledgers/{ledger_id}/disbursement"),
+            &fuxin,
+            &json!({"payment_reference": "LN-PP-2024-0001", "disbursed_on": "2024-08-01"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(disbursed["state"], "disbursed");
+    assert_eq!(disbursed["balance_fen"], 2_160_000);
 
     // Progress at chosen clock times.
     publish_acceptance(&h, &p2_id, 20, "2024-10-14T10:00:00+08:00").await;
