@@ -338,6 +338,225 @@ pub fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
     ]
 }
 
+// ---------------------------------------------------------------------------
+// Requests and responses
+// ---------------------------------------------------------------------------
+
+/// Where an issue stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueState {
+    /// Waiting for the enterprise's response (the bureau clock runs too).
+    Dispatched,
+    /// The enterprise responded; the bureau handles.
+    Responded,
+    /// Escalated to the province, which handles.
+    Escalated,
+    /// Feedback given; waiting for the hospital to confirm or reopen.
+    FeedbackGiven,
+    /// Confirmed by the hospital or by the 30-day default.
+    Resolved,
+}
+
+/// A hospital files a direct report. Name and spec come from the supply
+/// list. Evidence files are not supported yet (`evidence_not_supported`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FileIssue {
+    pub national_code: NationalCode,
+    pub quantity: i64,
+    pub issue_type: IssueType,
+    pub occurred_at: DateTime<Utc>,
+    pub impact_scope: String,
+    pub statement: String,
+    /// Evidence files (base64 or references): rejected for now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GetIssue {
+    pub issue: IssueId,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ListIssues {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<IssueState>,
+}
+
+/// The enterprise's response: cause, solution, completion date; a written
+/// statement when the cause is capacity, raw material or logistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RespondIssue {
+    pub issue: IssueId,
+    pub cause_kind: CauseKind,
+    pub cause: String,
+    pub solution: String,
+    pub completion_date: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_statement: Option<String>,
+}
+
+/// The territorial bureau escalates to the province.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EscalateIssue {
+    pub issue: IssueId,
+    pub reason: String,
+}
+
+/// The handling bureau (territorial, or the province after escalation)
+/// gives feedback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GiveFeedback {
+    pub issue: IssueId,
+    pub feedback: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ConfirmIssue {
+    pub issue: IssueId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ReopenIssue {
+    pub issue: IssueId,
+    pub reason: String,
+}
+
+/// One audited transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AuditEntry {
+    pub action: String,
+    pub actor: String,
+    pub org: OrgId,
+    pub detail: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueView {
+    pub issue: IssueId,
+    pub state: IssueState,
+    pub hospital: OrgId,
+    pub hospital_region: RegionCode,
+    pub national_code: NationalCode,
+    pub product_name: String,
+    pub spec: String,
+    pub quantity: i64,
+    pub issue_type: IssueType,
+    pub occurred_at: DateTime<Utc>,
+    pub impact_scope: String,
+    pub statement: String,
+    pub recipients: Vec<Recipient>,
+    pub bureau_region: RegionCode,
+    pub filed_at: DateTime<Utc>,
+    pub enterprise_due_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responded_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_on_time: Option<bool>,
+    /// Due time of the current handling stage (bureau or province).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handling_due_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub province_region: Option<RegionCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_resolve_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Stages flagged overdue.
+    pub overdue: Vec<IssueStage>,
+    pub audit: Vec<AuditEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueList {
+    pub items: Vec<IssueView>,
+}
+
+/// What-if: the due instants of each stage for a dispatch at `dispatched_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PreviewDeadlines {
+    pub dispatched_at: DateTime<Utc>,
+}
+
+/// Each due instant is exclusive (the start of the Beijing day after the
+/// last allowed day); `*_last_day` is that last day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DeadlinePreview {
+    pub dispatched_at: DateTime<Utc>,
+    pub enterprise_due_at: DateTime<Utc>,
+    pub enterprise_last_day: NaiveDate,
+    pub bureau_due_at: DateTime<Utc>,
+    pub bureau_last_day: NaiveDate,
+    /// Province handling if escalated at the bureau deadline.
+    pub province_due_at: DateTime<Utc>,
+    pub province_last_day: NaiveDate,
+}
+
+/// How the ledger groups issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerGrouping {
+    /// By manufacturer (the responsible enterprise).
+    Enterprise,
+    Hospital,
+    /// By the hospital's region.
+    Region,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LedgerQuery {
+    pub by: LedgerGrouping,
+}
+
+/// One ledger row (台账). Rates are basis points of `filed` (0 when none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LedgerRow {
+    /// Org id or region code.
+    pub key: String,
+    pub filed: i64,
+    pub responded: i64,
+    pub responded_on_time: i64,
+    pub resolved: i64,
+    pub response_rate_bp: i64,
+    pub resolution_rate_bp: i64,
+    pub overdue_enterprise: i64,
+    pub overdue_bureau: i64,
+    pub overdue_province: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LedgerReport {
+    pub by: LedgerGrouping,
+    pub rows: Vec<LedgerRow>,
+}
+
+crate::rpc_operations! { Service::Issues, "issues";
+    /// A hospital files a direct report; auto-dispatched in the same transaction.
+    IssueFile = "issue_file" (FileIssue) -> IssueView;
+    /// One issue (scoped by actor).
+    IssueGet = "issue_get" (GetIssue) -> IssueView;
+    /// Issues in the actor's scope.
+    IssueListOp = "issue_list" (ListIssues) -> IssueList;
+    /// An enterprise recipient responds.
+    IssueRespond = "issue_respond" (RespondIssue) -> IssueView;
+    /// The territorial bureau escalates to the province.
+    IssueEscalate = "issue_escalate" (EscalateIssue) -> IssueView;
+    /// The handling bureau gives feedback.
+    IssueFeedback = "issue_feedback" (GiveFeedback) -> IssueView;
+    /// The hospital confirms the resolution.
+    IssueConfirm = "issue_confirm" (ConfirmIssue) -> IssueView;
+    /// The hospital reopens after feedback.
+    IssueReopen = "issue_reopen" (ReopenIssue) -> IssueView;
+    /// Due instants of each stage for a given dispatch time.
+    DeadlinePreviewOp = "deadline_preview" (PreviewDeadlines) -> DeadlinePreview;
+    /// Ledger (台账) per enterprise, hospital or region, scoped by actor.
+    LedgerOp = "ledger" (LedgerQuery) -> LedgerReport;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

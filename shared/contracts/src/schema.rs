@@ -34,6 +34,7 @@ pub fn all() -> BTreeMap<&'static str, schemars::Schema> {
         .chain(distribution::rpc_schemas())
         .chain(orders::rpc_schemas())
         .chain(prepayment::rpc_schemas())
+        .chain(issues::rpc_schemas())
     {
         out.insert(name, schema);
     }

@@ -1,0 +1,298 @@
+//! A running issues service on a fresh database and namespace, called
+//! over real NATS RPC with chosen actors; the agreements and orders services' events
+//! published on JetStream as its relay would, and this service's published
+//! events collected from NATS.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::message::PublishMessage;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use vbp_bus::{CallError, Context, RpcClient, RpcError};
+use vbp_contracts::issues as p;
+use vbp_contracts::{Event, MessageMeta, RpcOp};
+use vbp_kernel::{Actor, CorrelationId, EventId, OrgId, OrgKind};
+use vbp_platform::Platform;
+use vbp_platform::testkit::TestEnv;
+
+pub struct World {
+    pub env: TestEnv,
+    pub platform: Platform,
+    pub rpc: RpcClient,
+    pub db: sqlx::PgPool,
+    /// (vbp-type, payload) of every issues event seen on NATS.
+    pub seen: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+}
+
+pub fn actor(kind: OrgKind, org: OrgId, region: &str) -> Actor {
+    Actor {
+        sub: format!("test-{kind}-{org}"),
+        org,
+        org_kind: kind,
+        region: region.parse().unwrap(),
+        roles: vec![],
+    }
+}
+
+pub fn operator() -> Actor {
+    actor(OrgKind::Operator, OrgId::new(), "000000")
+}
+
+pub fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+impl World {
+    pub async fn start() -> World {
+        Self::start_with(serde_json::json!({})).await
+    }
+
+    /// With `[issues]` settings.
+    pub async fn start_with(settings: serde_json::Value) -> World {
+        let env = TestEnv::new().await;
+        let config = env
+            .config()
+            .with_figment_overrides(serde_json::json!({ "issues": settings }))
+            .unwrap();
+        let platform = env.platform_with(config, CancellationToken::new()).await;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut sub = platform
+            .nats
+            .subscribe(format!("{}.evt.issues.>", platform.ns))
+            .await
+            .unwrap();
+        let sink = seen.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                let t = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("vbp-type"))
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default();
+                let body = serde_json::from_slice(&msg.payload).unwrap_or_default();
+                sink.lock().unwrap().push((t, body));
+            }
+        });
+        tokio::spawn(vbp_issues::run(platform.clone()));
+        let rpc = platform.rpc_client();
+        let op = operator();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let probe = rpc
+                .call::<p::DeadlinePreviewOp>(
+                    &Context::new(Some(op.clone())),
+                    &p::PreviewDeadlines {
+                        dispatched_at: at("2026-03-02T10:00:00+08:00"),
+                    },
+                )
+                .await;
+            if probe.is_ok() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "service did not come up: {probe:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let db = env.pool_in("issues").await;
+        World {
+            env,
+            platform,
+            rpc,
+            db,
+            seen,
+        }
+    }
+
+    /// Stops the service and starts it again on the same database and
+    /// namespace with other `[issues]` settings (e.g. a ratio change).
+    pub async fn restart_with(&mut self, settings: serde_json::Value) {
+        self.platform.shutdown.cancel();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let config = self
+            .env
+            .config()
+            .with_figment_overrides(serde_json::json!({ "issues": settings }))
+            .unwrap();
+        let platform = self
+            .env
+            .platform_with(config, CancellationToken::new())
+            .await;
+        tokio::spawn(vbp_issues::run(platform.clone()));
+        self.rpc = platform.rpc_client();
+        self.platform = platform;
+        let op = operator();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self
+            .rpc
+            .call::<p::DeadlinePreviewOp>(
+                &Context::new(Some(op.clone())),
+                &p::PreviewDeadlines {
+                    dispatched_at: at("2026-03-02T10:00:00+08:00"),
+                },
+            )
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "service did not come back"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn call<Op: RpcOp>(
+        &self,
+        who: &Actor,
+        req: &Op::Request,
+    ) -> Result<Op::Response, RpcError> {
+        match self
+            .rpc
+            .call::<Op>(&Context::new(Some(who.clone())), req)
+            .await
+        {
+            Ok(r) => Ok(r),
+            Err(CallError::Remote(e)) => Err(e),
+            Err(e) => panic!("{}: transport failure {e}", Op::NAME),
+        }
+    }
+
+    pub async fn ok<Op: RpcOp>(&self, who: &Actor, req: &Op::Request) -> Op::Response {
+        match self.call::<Op>(who, req).await {
+            Ok(r) => r,
+            Err(e) => panic!("{} failed: {e} {:?}", Op::NAME, e.0),
+        }
+    }
+
+    pub async fn err<Op: RpcOp>(&self, who: &Actor, req: &Op::Request) -> RpcError
+    where
+        Op::Response: std::fmt::Debug,
+    {
+        match self.call::<Op>(who, req).await {
+            Ok(r) => panic!("{} unexpectedly succeeded: {r:?}", Op::NAME),
+            Err(e) => e,
+        }
+    }
+
+    /// Publishes `event` as its producing service's relay would, with event id `id`.
+    pub async fn publish<E: Event + Serialize>(&self, id: EventId, event: &E) {
+        let meta = MessageMeta {
+            id,
+            event_type: E::event_type(),
+            version: E::VERSION,
+            correlation: CorrelationId::new(),
+            causation: None,
+            actor: Some(Actor::system("test-upstream")),
+            occurred_at: self.env.clock.shared().now(),
+            traceparent: None,
+            tracestate: None,
+        };
+        let body = serde_json::to_vec(event).unwrap();
+        let msg = PublishMessage::build()
+            .headers(vbp_bus::codec::encode(&meta, 0))
+            .message_id(vbp_bus::codec::msg_id(id, 0))
+            .payload(body.into());
+        self.platform
+            .js
+            .send_publish(E::subject(&self.platform.ns), msg)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// Outbox rows of `event_type`, in order, as JSON payloads.
+    pub async fn events(&self, event_type: &str) -> Vec<serde_json::Value> {
+        sqlx::query_scalar::<_, serde_json::Value>(
+            "SELECT payload FROM outbox WHERE event_type = $1 ORDER BY seq",
+        )
+        .bind(event_type)
+        .fetch_all(&self.db)
+        .await
+        .unwrap()
+    }
+
+    pub async fn outbox_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until `sql` (a count) reaches `n`.
+    pub async fn wait_count(&self, sql: &str, n: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.count(sql).await;
+            if got == n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{sql}: {got}, expected {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for a published event of `event_type` matching `pred`.
+    pub async fn published(
+        &self,
+        event_type: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some((_, v)) = self
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(t, v)| t == event_type && pred(v))
+            {
+                return v.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {event_type} published"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Published events of `event_type` seen so far.
+    pub fn seen_of(&self, event_type: &str) -> Vec<serde_json::Value> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t == event_type)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn set_clock(&self, s: &str) {
+        self.env.clock.set(at(s));
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.platform.shutdown.cancel();
+    }
+}

@@ -1,0 +1,621 @@
+//! The issues service end to end on real Postgres + NATS with a manual
+//! clock: projections → filing and auto-dispatch; working-day clocks through
+//! the 2026 Spring Festival; escalation, feedback, reopen, confirmation and
+//! the 30-day default; deadline preview; ledger and scoping.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use vbp_contracts::agreements::{
+    OrgRecord, OrgRegistered, PeriodId, ProjectId, SupplyItem, SupplyListPublished,
+};
+use vbp_contracts::distribution::{RelationActivated, RelationEnded, RelationId};
+use vbp_contracts::issues::*;
+use vbp_kernel::{Actor, EventId, Money, NationalCode, OrgId, OrgKind};
+
+const P1: &str = "C15011121200000107660000016";
+const P2: &str = "C15011121200000107660000017";
+
+struct Cast {
+    province: Actor,
+    nanchang: Actor,
+    nanchang_county: Actor,
+    jiujiang: Actor,
+    /// 东湖区 hospital (no county bureau → Nanchang city bureau).
+    a: Actor,
+    /// 南昌县 hospital (county bureau configured).
+    b: Actor,
+    m1: Actor,
+    m2: Actor,
+    d1: Actor,
+    d2: Actor,
+}
+
+fn nc(s: &str) -> NationalCode {
+    NationalCode::parse(s).unwrap()
+}
+
+impl Cast {
+    fn new() -> Cast {
+        let a = |k, r: &str| actor(k, OrgId::new(), r);
+        Cast {
+            province: a(OrgKind::Bureau, "360000"),
+            nanchang: a(OrgKind::Bureau, "360100"),
+            nanchang_county: a(OrgKind::Bureau, "360121"),
+            jiujiang: a(OrgKind::Bureau, "360400"),
+            a: a(OrgKind::Hospital, "360102"),
+            b: a(OrgKind::Hospital, "360121"),
+            m1: a(OrgKind::Manufacturer, "330100"),
+            m2: a(OrgKind::Manufacturer, "320100"),
+            d1: a(OrgKind::Distributor, "360100"),
+            d2: a(OrgKind::Distributor, "360100"),
+        }
+    }
+
+    async fn setup(&self, w: &World) {
+        for who in [
+            &self.province,
+            &self.nanchang,
+            &self.nanchang_county,
+            &self.jiujiang,
+            &self.a,
+            &self.b,
+            &self.m1,
+            &self.m2,
+            &self.d1,
+            &self.d2,
+        ] {
+            w.publish(
+                EventId::new(),
+                &OrgRegistered {
+                    record: OrgRecord {
+                        org: who.org,
+                        kind: who.org_kind,
+                        name: format!("{} {}", who.org_kind, who.region),
+                        region: who.region,
+                        nhsa_code: None,
+                        level: None,
+                        uscc: None,
+                        is_manufacturer: false,
+                        is_distributor: false,
+                        acts_for: vec![],
+                        active: true,
+                        revision: 1,
+                    },
+                    registered_at: at("2026-01-01T09:00:00+08:00"),
+                },
+            )
+            .await;
+        }
+        let item = |code: &str, name: &str, m: &Actor| SupplyItem {
+            national_code: nc(code),
+            generic_name: name.into(),
+            spec_model: "7Fr 单腔".into(),
+            unit: "支".into(),
+            manufacturer: m.org,
+            manufacturer_name: "厂家".into(),
+            winning_price_fen: Money::from_fen(12_300),
+            product_group: "G1".into(),
+        };
+        w.publish(
+            EventId::new(),
+            &SupplyListPublished {
+                period: PeriodId::new(),
+                project: ProjectId::new(),
+                project_code: "JX-2026-01".into(),
+                period_number: 1,
+                starts_at: at("2025-08-01T00:00:00+08:00"),
+                ends_at: at("2026-08-01T00:00:00+08:00"),
+                revision: 1,
+                items: vec![
+                    item(P1, "中心静脉导管", &self.m1),
+                    item(P2, "输液器", &self.m2),
+                ],
+                published_at: at("2025-07-20T09:00:00+08:00"),
+            },
+        )
+        .await;
+        // Hospital A × P1: D1 until 2026-01-10, then D2.
+        let (r1, r2) = (RelationId::new(), RelationId::new());
+        let rel = |id, d: &Actor, from: &str| RelationActivated {
+            relation: id,
+            period: PeriodId::new(),
+            hospital: self.a.org,
+            hospital_region: self.a.region,
+            national_code: nc(P1),
+            manufacturer: self.m1.org,
+            distributor: d.org,
+            valid_from: at(from),
+            valid_to: None,
+            replaces: None,
+            activated_at: at(from),
+        };
+        w.publish(
+            EventId::new(),
+            &rel(r1, &self.d1, "2025-08-01T00:00:00+08:00"),
+        )
+        .await;
+        w.publish(
+            EventId::new(),
+            &RelationEnded {
+                relation: r1,
+                period: PeriodId::new(),
+                hospital: self.a.org,
+                hospital_region: self.a.region,
+                national_code: nc(P1),
+                manufacturer: self.m1.org,
+                distributor: self.d1.org,
+                valid_from: at("2025-08-01T00:00:00+08:00"),
+                valid_to: at("2026-01-10T00:00:00+08:00"),
+                reason: "change".into(),
+                replaced_by: Some(r2),
+                ended_at: at("2026-01-09T10:00:00+08:00"),
+            },
+        )
+        .await;
+        w.publish(
+            EventId::new(),
+            &rel(r2, &self.d2, "2026-01-10T00:00:00+08:00"),
+        )
+        .await;
+        w.wait_count("SELECT count(*) FROM orgs", 10).await;
+        w.wait_count("SELECT count(*) FROM supply_items", 2).await;
+        w.wait_count(
+            "SELECT count(*) FROM relations WHERE valid_to IS NOT NULL",
+            1,
+        )
+        .await;
+        w.wait_count("SELECT count(*) FROM relations", 2).await;
+    }
+
+    fn filing(&self, code: &str, t: IssueType, occurred: &str) -> FileIssue {
+        FileIssue {
+            national_code: nc(code),
+            quantity: 20,
+            issue_type: t,
+            occurred_at: at(occurred),
+            impact_scope: "心内科手术排期".into(),
+            statement: "已盖章情况说明".into(),
+            evidence: vec![],
+        }
+    }
+}
+
+fn recipients(v: &IssueView, role: RecipientRole) -> Vec<OrgId> {
+    v.recipients
+        .iter()
+        .filter(|r| r.role == role)
+        .map(|r| r.org)
+        .collect()
+}
+
+#[tokio::test]
+async fn filing_dispatches_to_the_manufacturer_the_distributor_at_the_occurrence_and_the_bureau() {
+    let w = World::start().await;
+    let cast = Cast::new();
+    cast.setup(&w).await;
+    w.set_clock("2026-01-20T10:00:00+08:00");
+
+    // Before the relation change: D1; after it: D2.
+    let early = w
+        .ok::<IssueFile>(
+            &cast.a,
+            &cast.filing(P1, IssueType::LateDelivery, "2026-01-05T10:00:00+08:00"),
+        )
+        .await;
+    assert_eq!(early.product_name, "中心静脉导管");
+    assert_eq!(early.spec, "7Fr 单腔");
+    assert_eq!(early.state, IssueState::Dispatched);
+    assert_eq!(
+        recipients(&early, RecipientRole::Manufacturer),
+        vec![cast.m1.org]
+    );
+    assert_eq!(
+        recipients(&early, RecipientRole::Distributor),
+        vec![cast.d1.org]
+    );
+    assert_eq!(
+        recipients(&early, RecipientRole::Bureau),
+        vec![cast.nanchang.org]
+    );
+    assert_eq!(early.bureau_region.to_string(), "360100");
+    let late = w
+        .ok::<IssueFile>(
+            &cast.a,
+            &cast.filing(
+                P1,
+                IssueType::InsufficientSupply,
+                "2026-01-15T10:00:00+08:00",
+            ),
+        )
+        .await;
+    assert_eq!(
+        recipients(&late, RecipientRole::Distributor),
+        vec![cast.d2.org]
+    );
+    // Not a delivery type: no distributor.
+    let pack = w
+        .ok::<IssueFile>(
+            &cast.a,
+            &cast.filing(
+                P1,
+                IssueType::UnreasonablePackaging,
+                "2026-01-15T10:00:00+08:00",
+            ),
+        )
+        .await;
+    assert!(recipients(&pack, RecipientRole::Distributor).is_empty());
+    // County hospital: the county bureau.
+    let county = w
+        .ok::<IssueFile>(
+            &cast.b,
+            &cast.filing(P2, IssueType::UnsuitableSpec, "2026-01-15T10:00:00+08:00"),
+        )
+        .await;
+    assert_eq!(
+        recipients(&county, RecipientRole::Bureau),
+        vec![cast.nanchang_county.org]
+    );
+    assert_eq!(
+        recipients(&county, RecipientRole::Manufacturer),
+        vec![cast.m2.org]
+    );
+
+    let ev = w
+        .published("issues.issue.dispatched", |v| {
+            v["issue"] == early.issue.to_string()
+        })
+        .await;
+    assert_eq!(ev["recipients"].as_array().unwrap().len(), 3);
+    assert_eq!(ev["bureau_region"], "360100");
+    w.published("issues.issue.filed", |v| {
+        v["issue"] == early.issue.to_string()
+    })
+    .await;
+
+    // Errors name the field and change nothing.
+    let before = w.count("SELECT count(*) FROM issues").await;
+    let mut f = cast.filing(P1, IssueType::LateDelivery, "2026-01-15T10:00:00+08:00");
+    f.evidence = vec![serde_json::json!({"name": "a.pdf"})];
+    let e = w.err::<IssueFile>(&cast.a, &f).await;
+    assert_eq!(e.body().status, 501);
+    assert_eq!(e.body().code, "evidence_not_supported");
+    let e = w
+        .err::<IssueFile>(
+            &cast.a,
+            &cast.filing(
+                "C15011121200000107660000099",
+                IssueType::LateDelivery,
+                "2026-01-15T10:00:00+08:00",
+            ),
+        )
+        .await;
+    assert_eq!(e.body().field.as_deref(), Some("national_code"), "{e:?}");
+    let mut f = cast.filing(P1, IssueType::LateDelivery, "2026-01-15T10:00:00+08:00");
+    f.quantity = 0;
+    let e = w.err::<IssueFile>(&cast.a, &f).await;
+    assert_eq!(e.body().field.as_deref(), Some("quantity"));
+    let e = w
+        .err::<IssueFile>(
+            &cast.m1,
+            &cast.filing(P1, IssueType::LateDelivery, "2026-01-15T10:00:00+08:00"),
+        )
+        .await;
+    assert_eq!(e.body().status, 403);
+    assert_eq!(w.count("SELECT count(*) FROM issues").await, before);
+
+    // Scoping.
+    let list = |who: &Actor| {
+        let w = &w;
+        let who = who.clone();
+        async move {
+            w.ok::<IssueListOp>(&who, &ListIssues::default())
+                .await
+                .items
+                .into_iter()
+                .map(|i| i.issue)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(&cast.m1).await.len(), 3);
+    assert_eq!(list(&cast.m2).await, vec![county.issue]);
+    assert_eq!(list(&cast.d1).await, vec![early.issue]);
+    assert_eq!(list(&cast.nanchang).await.len(), 4);
+    assert_eq!(list(&cast.nanchang_county).await, vec![county.issue]);
+    assert!(list(&cast.jiujiang).await.is_empty());
+    assert_eq!(list(&cast.b).await, vec![county.issue]);
+    assert_eq!(list(&cast.province).await.len(), 4);
+    let e = w
+        .err::<IssueGet>(&cast.m2, &GetIssue { issue: early.issue })
+        .await;
+    assert_eq!(e.body().status, 404);
+    let e = w
+        .err::<IssueGet>(&cast.jiujiang, &GetIssue { issue: early.issue })
+        .await;
+    assert_eq!(e.body().status, 404);
+
+    // Ledger, scoped.
+    let rep = w
+        .ok::<LedgerOp>(
+            &cast.province,
+            &LedgerQuery {
+                by: LedgerGrouping::Enterprise,
+            },
+        )
+        .await;
+    let m1 = rep
+        .rows
+        .iter()
+        .find(|r| r.key == cast.m1.org.to_string())
+        .unwrap();
+    assert_eq!(m1.filed, 3);
+    assert_eq!(m1.response_rate_bp, 0);
+    let rep = w
+        .ok::<LedgerOp>(
+            &cast.m2,
+            &LedgerQuery {
+                by: LedgerGrouping::Enterprise,
+            },
+        )
+        .await;
+    assert_eq!(rep.rows.len(), 1);
+    assert_eq!(rep.rows[0].key, cast.m2.org.to_string());
+    let rep = w
+        .ok::<LedgerOp>(
+            &cast.jiujiang,
+            &LedgerQuery {
+                by: LedgerGrouping::Region,
+            },
+        )
+        .await;
+    assert!(rep.rows.is_empty());
+}
+
+#[tokio::test]
+async fn the_spring_festival_example_enterprise_due_end_of_feb_24_overdue_not_before() {
+    let w = World::start().await;
+    let cast = Cast::new();
+    cast.setup(&w).await;
+    w.set_clock("2026-02-12T10:00:00+08:00");
+    let v = w
+        .ok::<IssueFile>(
+            &cast.a,
+            &cast.filing(P1, IssueType::LateDelivery, "2026-02-11T10:00:00+08:00"),
+        )
+        .await;
+    assert_eq!(v.enterprise_due_at, at("2026-02-25T00:00:00+08:00"));
+
+    w.set_clock("2026-02-24T23:59:59+08:00");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(w.events("issues.issue.overdue").await.is_empty());
+    w.set_clock("2026-02-25T00:00:00+08:00");
+    let ev = w
+        .published("issues.issue.overdue", |v| {
+            v["stage"] == "enterprise_response"
+        })
+        .await;
+    assert_eq!(ev["party"], cast.m1.org.to_string());
+    let got = w
+        .ok::<IssueGet>(&cast.a, &GetIssue { issue: v.issue })
+        .await;
+    assert_eq!(got.overdue, vec![IssueStage::EnterpriseResponse]);
+
+    // A late response: objective cause needs a written statement.
+    w.set_clock("2026-02-25T09:00:00+08:00");
+    let mut r = RespondIssue {
+        issue: v.issue,
+        cause_kind: CauseKind::Logistics,
+        cause: "春节物流停运".into(),
+        solution: "加急补货".into(),
+        completion_date: "2026-02-27".parse().unwrap(),
+        written_statement: None,
+    };
+    let e = w.err::<IssueRespond>(&cast.m1, &r).await;
+    assert_eq!(
+        e.body().field.as_deref(),
+        Some("written_statement"),
+        "{e:?}"
+    );
+    r.written_statement = Some("物流公司停运说明（盖章）".into());
+    let e = w.err::<IssueRespond>(&cast.m2, &r).await;
+    assert_eq!(e.body().status, 404);
+    let done = w.ok::<IssueRespond>(&cast.m1, &r).await;
+    assert_eq!(done.state, IssueState::Responded);
+    assert_eq!(done.response_on_time, Some(false));
+    let e = w.err::<IssueRespond>(&cast.d2, &r).await;
+    assert_eq!(e.body().code, "invalid_transition", "{e:?}");
+    let ev = w.published("issues.issue.responded", |_| true).await;
+    assert_eq!(ev["on_time"], false);
+    let rep = w
+        .ok::<LedgerOp>(
+            &cast.province,
+            &LedgerQuery {
+                by: LedgerGrouping::Hospital,
+            },
+        )
+        .await;
+    assert_eq!(rep.rows[0].overdue_enterprise, 1);
+    assert_eq!(rep.rows[0].response_rate_bp, 10_000);
+}
+
+#[tokio::test]
+async fn escalation_province_deadline_reopen_confirm_and_thirty_day_default() {
+    let w = World::start().await;
+    let cast = Cast::new();
+    cast.setup(&w).await;
+    w.set_clock("2026-03-02T10:00:00+08:00"); // Monday
+    let v = w
+        .ok::<IssueFile>(
+            &cast.a,
+            &cast.filing(
+                P1,
+                IssueType::SelectiveDelivery,
+                "2026-03-01T10:00:00+08:00",
+            ),
+        )
+        .await;
+    // Bureau: 7 working days → end of Wed 2026-03-11.
+    assert_eq!(v.handling_due_at, Some(at("2026-03-12T00:00:00+08:00")));
+    // Only the territorial bureau escalates.
+    let esc = EscalateIssue {
+        issue: v.issue,
+        reason: "跨省企业".into(),
+    };
+    let e = w.err::<IssueEscalate>(&cast.province, &esc).await;
+    assert_eq!(e.body().status, 403);
+    w.set_clock("2026-03-03T10:00:00+08:00");
+    let x = w.ok::<IssueEscalate>(&cast.nanchang, &esc).await;
+    assert_eq!(x.state, IssueState::Escalated);
+    // Province: 10 working days from 03-03 → end of Tue 2026-03-17.
+    assert_eq!(x.handling_due_at, Some(at("2026-03-18T00:00:00+08:00")));
+    let ev = w.published("issues.issue.escalated", |_| true).await;
+    assert_eq!(ev["automatic"], false);
+    assert_eq!(ev["to_region"], "360000");
+    // Confirming before feedback is refused.
+    let e = w
+        .err::<IssueConfirm>(&cast.a, &ConfirmIssue { issue: v.issue })
+        .await;
+    assert_eq!(e.body().code, "invalid_transition");
+    // The city bureau no longer handles it.
+    let fb = GiveFeedback {
+        issue: v.issue,
+        feedback: "已协调企业配送".into(),
+    };
+    let e = w.err::<IssueFeedback>(&cast.nanchang, &fb).await;
+    assert_eq!(e.body().status, 403);
+    // Province overdue flagged at its deadline.
+    w.set_clock("2026-03-18T00:00:00+08:00");
+    let ev = w
+        .published("issues.issue.overdue", |v| {
+            v["stage"] == "province_handling"
+        })
+        .await;
+    assert_eq!(ev["party"], cast.province.org.to_string());
+    w.set_clock("2026-03-18T09:00:00+08:00");
+    let f = w.ok::<IssueFeedback>(&cast.province, &fb).await;
+    assert_eq!(f.state, IssueState::FeedbackGiven);
+    assert_eq!(f.auto_resolve_at, Some(at("2026-04-17T09:00:00+08:00")));
+    // Reopen: back to the province with a fresh clock.
+    w.set_clock("2026-03-19T09:00:00+08:00");
+    let r = w
+        .ok::<IssueReopen>(
+            &cast.a,
+            &ReopenIssue {
+                issue: v.issue,
+                reason: "仍未配送".into(),
+            },
+        )
+        .await;
+    assert_eq!(r.state, IssueState::Escalated);
+    w.published("issues.issue.reopened", |_| true).await;
+    w.set_clock("2026-03-20T09:00:00+08:00");
+    w.ok::<IssueFeedback>(&cast.province, &fb).await;
+    let c = w
+        .ok::<IssueConfirm>(&cast.a, &ConfirmIssue { issue: v.issue })
+        .await;
+    assert_eq!(c.state, IssueState::Resolved);
+    w.published("issues.issue.confirmed", |_| true).await;
+    assert!(c.audit.iter().any(|a| a.action == "reopened"));
+
+    // The 30-day default: exactly 30 days after feedback, not before.
+    let v2 = w
+        .ok::<IssueFile>(
+            &cast.b,
+            &cast.filing(
+                P2,
+                IssueType::UnclearBatchPrinting,
+                "2026-03-19T10:00:00+08:00",
+            ),
+        )
+        .await;
+    w.set_clock("2026-03-23T10:00:00+08:00");
+    let f = w
+        .ok::<IssueFeedback>(
+            &cast.nanchang_county,
+            &GiveFeedback {
+                issue: v2.issue,
+                feedback: "已更换批号印刷".into(),
+            },
+        )
+        .await;
+    assert_eq!(f.auto_resolve_at, Some(at("2026-04-22T10:00:00+08:00")));
+    w.set_clock("2026-04-22T09:59:59+08:00");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(w.events("issues.issue.auto_resolved").await.is_empty());
+    w.set_clock("2026-04-22T10:00:00+08:00");
+    let ev = w.published("issues.issue.auto_resolved", |_| true).await;
+    assert_eq!(ev["issue"], v2.issue.to_string());
+    let got = w
+        .ok::<IssueGet>(&cast.b, &GetIssue { issue: v2.issue })
+        .await;
+    assert_eq!(got.state, IssueState::Resolved);
+    let e = w
+        .err::<IssueReopen>(
+            &cast.b,
+            &ReopenIssue {
+                issue: v2.issue,
+                reason: "x".into(),
+            },
+        )
+        .await;
+    assert_eq!(e.body().code, "invalid_transition");
+}
+
+#[tokio::test]
+async fn an_overdue_bureau_escalates_automatically() {
+    let w = World::start().await;
+    let cast = Cast::new();
+    cast.setup(&w).await;
+    w.set_clock("2026-03-02T10:00:00+08:00");
+    let v = w
+        .ok::<IssueFile>(
+            &cast.a,
+            &cast.filing(P1, IssueType::NoResponse, "2026-03-01T10:00:00+08:00"),
+        )
+        .await;
+    w.set_clock("2026-03-12T00:00:00+08:00");
+    let ev = w
+        .published("issues.issue.escalated", |v| v["automatic"] == true)
+        .await;
+    // 10 working days after Thu 03-12 (13, 16–20, 23–26) → end of Thu 03-26.
+    assert_eq!(ev["due_at"], "2026-03-26T16:00:00Z");
+    let o = w
+        .published("issues.issue.overdue", |v| v["stage"] == "bureau_handling")
+        .await;
+    assert_eq!(o["party"], cast.nanchang.org.to_string());
+    let got = w
+        .ok::<IssueGet>(&cast.province, &GetIssue { issue: v.issue })
+        .await;
+    assert_eq!(got.state, IssueState::Escalated);
+}
+
+#[tokio::test]
+async fn deadline_preview_across_the_spring_festival_and_uncovered_years() {
+    let w = World::start().await;
+    let cast = Cast::new();
+    let p = w
+        .ok::<DeadlinePreviewOp>(
+            &cast.a,
+            &PreviewDeadlines {
+                dispatched_at: at("2026-02-12T10:00:00+08:00"),
+            },
+        )
+        .await;
+    assert_eq!(p.enterprise_due_at, at("2026-02-25T00:00:00+08:00"));
+    assert_eq!(p.enterprise_last_day.to_string(), "2026-02-24");
+    // 2/13, 2/14 (make-up), 2/24, 2/25, 2/26, 2/27, 2/28 (make-up).
+    assert_eq!(p.bureau_last_day.to_string(), "2026-02-28");
+    // From 03-01 (Sunday): 03-02 … 03-13.
+    assert_eq!(p.province_last_day.to_string(), "2026-03-13");
+    let e = w
+        .err::<DeadlinePreviewOp>(
+            &cast.a,
+            &PreviewDeadlines {
+                dispatched_at: at("2031-02-12T10:00:00+08:00"),
+            },
+        )
+        .await;
+    assert_eq!(e.body().code, "calendar_year_not_covered", "{e:?}");
+}
