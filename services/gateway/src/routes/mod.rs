@@ -28,6 +28,7 @@
 
 pub mod agreements;
 pub mod distribution;
+pub mod issues;
 pub mod orders;
 pub mod prepayment;
 pub mod system;
@@ -317,6 +318,7 @@ impl RouteTable {
             .with(distribution::routes())
             .with(orders::routes())
             .with(prepayment::routes())
+            .with(issues::routes())
     }
 
     pub fn with(mut self, routes: impl IntoIterator<Item = Route>) -> Self {

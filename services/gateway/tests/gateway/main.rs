@@ -10,6 +10,7 @@ mod flows;
 mod forwarding;
 mod health;
 mod ingest;
+mod issues;
 mod liaoning;
 mod limits;
 mod orders;
