@@ -4,6 +4,7 @@
 
 mod cli;
 mod demo;
+mod demo_flow;
 mod ops;
 mod serve;
 

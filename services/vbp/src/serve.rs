@@ -138,7 +138,8 @@ pub fn demo_tokens(config: &Config) -> anyhow::Result<String> {
 
 /// Loads the Liaoning scenario through the services' own operations, in
 /// dependency order, once they answer (distribution projects the agreements
-/// demo from its events first). Idempotent: a restart finds it loaded.
+/// demo from its events first), then signs the demo's tripartite agreements.
+/// Idempotent: a restart finds it loaded.
 async fn load_demo(platform: Platform, services: BTreeSet<Service>) {
     let rpc = platform.rpc_client();
     let ctx = vbp_bus::Context::new(Some(vbp_kernel::Actor::system("demo")));
@@ -170,6 +171,13 @@ async fn load_demo(platform: Platform, services: BTreeSet<Service>) {
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }
             }
+        }
+    }
+    if services.contains(&Service::Agreements) && services.contains(&Service::Distribution) {
+        match crate::demo_flow::sign_agreements(&rpc, vbp_agreements::demo::PERIOD_2).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(agreements = n, "demo tripartite agreements signed"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "demo agreements not signed"),
         }
     }
 }
