@@ -1427,7 +1427,6 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::{assert_event, props};
     use super::*;
-    use crate::rpc::RpcOp;
     use crate::subjects::Namespace;
 
     #[test]
@@ -1511,20 +1510,6 @@ mod tests {
         assert_eq!(v["level"], "tertiary");
         v["added_later"] = serde_json::json!({"x": 1});
         assert_eq!(serde_json::from_value::<OrgRegistered>(v).unwrap(), event);
-    }
-
-    #[test]
-    fn operations_are_unique_tokens_with_schemas() {
-        let mut seen = std::collections::BTreeSet::new();
-        for op in OPERATIONS {
-            assert!(crate::subjects::valid_token(op), "{op}");
-            assert!(seen.insert(*op), "{op} twice");
-        }
-        assert_eq!(rpc_schemas().len(), OPERATIONS.len() * 2);
-        assert_eq!(
-            Namespace::default().rpc(AgreementConfirm::SERVICE, AgreementConfirm::NAME),
-            "vbp.rpc.agreements.agreement_confirm"
-        );
     }
 
     #[test]

@@ -865,7 +865,6 @@ crate::rpc_operations! { Service::Distribution, "distribution";
 mod tests {
     use super::*;
     use crate::agreements::testutil::{assert_event, props};
-    use crate::rpc::RpcOp;
     use crate::subjects::Namespace;
 
     #[test]
@@ -904,20 +903,6 @@ mod tests {
         for f in ["manufacturer", "distributor", "products", "areas"] {
             assert!(p.contains(&f.to_owned()), "{f} missing from {p:?}");
         }
-    }
-
-    #[test]
-    fn operations_are_unique_tokens_with_schemas() {
-        let mut seen = std::collections::BTreeSet::new();
-        for op in OPERATIONS {
-            assert!(crate::subjects::valid_token(op), "{op}");
-            assert!(seen.insert(*op), "{op} twice");
-        }
-        assert_eq!(rpc_schemas().len(), OPERATIONS.len() * 2);
-        assert_eq!(
-            Namespace::default().rpc(RelationSelect::SERVICE, RelationSelect::NAME),
-            "vbp.rpc.distribution.relation_select"
-        );
     }
 
     #[test]

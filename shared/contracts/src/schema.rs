@@ -58,6 +58,38 @@ mod tests {
     }
 
     #[test]
+    fn every_service_declares_unique_operations_each_with_request_and_response_schemas() {
+        use crate::{agreements, distribution, issues, orders, prepayment};
+        let declared: [(&str, &[&str]); 5] = [
+            ("agreements", agreements::OPERATIONS),
+            ("distribution", distribution::OPERATIONS),
+            ("orders", orders::OPERATIONS),
+            ("prepayment", prepayment::OPERATIONS),
+            ("issues", issues::OPERATIONS),
+        ];
+        let all = super::all();
+        for (service, operations) in declared {
+            let mut seen = std::collections::BTreeSet::new();
+            for op in operations {
+                assert!(crate::subjects::valid_token(op), "{service}.{op}");
+                assert!(seen.insert(*op), "{service}.{op} declared twice");
+                for side in ["request", "response"] {
+                    let name = format!("{service}.{op}.{side}");
+                    assert!(all.keys().any(|k| *k == name), "{name} has no schema");
+                }
+            }
+        }
+        use crate::RpcOp;
+        assert_eq!(
+            crate::Namespace::default().rpc(
+                agreements::AgreementConfirm::SERVICE,
+                agreements::AgreementConfirm::NAME
+            ),
+            "vbp.rpc.agreements.agreement_confirm"
+        );
+    }
+
+    #[test]
     fn all_lists_system_and_ingest_payloads() {
         let all = super::all();
         for name in [
