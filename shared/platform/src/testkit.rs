@@ -216,3 +216,113 @@ impl Drop for NatsServer {
         self.wipe_store();
     }
 }
+
+/// Publishes `event` on its subject exactly as its producer's outbox relay
+/// would (every contract header, `Nats-Msg-Id` = `id`), so a test can feed a
+/// service the upstream events it projects without running the producer.
+pub async fn publish_event<E: vbp_contracts::Event>(
+    platform: &Platform,
+    id: vbp_kernel::EventId,
+    event: &E,
+) {
+    let meta = vbp_contracts::MessageMeta {
+        id,
+        event_type: E::event_type(),
+        version: E::VERSION,
+        correlation: vbp_kernel::CorrelationId::new(),
+        causation: None,
+        actor: Some(vbp_kernel::Actor::system("test-upstream")),
+        occurred_at: platform.clock.now(),
+        traceparent: None,
+        tracestate: None,
+    };
+    let body = serde_json::to_vec(event).expect("event serialises");
+    let msg = async_nats::jetstream::message::PublishMessage::build()
+        .headers(vbp_bus::codec::encode(&meta, 0))
+        .message_id(vbp_bus::codec::msg_id(id, 0))
+        .payload(body.into());
+    platform
+        .js
+        .send_publish(E::subject(&platform.ns), msg)
+        .await
+        .expect("publish sent")
+        .await
+        .expect("publish acknowledged");
+}
+
+/// Calls `Op` as `who`. A service's error answer is returned; a transport
+/// failure (no responder, timeout) fails the test, naming the operation.
+pub async fn call_as<Op: vbp_contracts::RpcOp>(
+    rpc: &vbp_bus::RpcClient,
+    who: &vbp_kernel::Actor,
+    req: &Op::Request,
+) -> Result<Op::Response, vbp_bus::RpcError> {
+    match rpc
+        .call::<Op>(&vbp_bus::Context::new(Some(who.clone())), req)
+        .await
+    {
+        Ok(r) => Ok(r),
+        Err(vbp_bus::CallError::Remote(e)) => Err(e),
+        Err(e) => panic!("{}: transport failure {e}", Op::NAME),
+    }
+}
+
+/// Calls `Op` as `who` and expects success.
+pub async fn ok_as<Op: vbp_contracts::RpcOp>(
+    rpc: &vbp_bus::RpcClient,
+    who: &vbp_kernel::Actor,
+    req: &Op::Request,
+) -> Op::Response {
+    match call_as::<Op>(rpc, who, req).await {
+        Ok(r) => r,
+        Err(e) => panic!("{} failed: {e} {:?}", Op::NAME, e.0),
+    }
+}
+
+/// Calls `Op` as `who` and expects the service to refuse.
+pub async fn err_as<Op: vbp_contracts::RpcOp>(
+    rpc: &vbp_bus::RpcClient,
+    who: &vbp_kernel::Actor,
+    req: &Op::Request,
+) -> vbp_bus::RpcError
+where
+    Op::Response: std::fmt::Debug,
+{
+    match call_as::<Op>(rpc, who, req).await {
+        Ok(r) => panic!("{} unexpectedly succeeded: {r:?}", Op::NAME),
+        Err(e) => e,
+    }
+}
+
+/// Payloads of the outbox rows of `event_type` in `pool`'s schema, in order.
+pub async fn outbox_payloads(pool: &sqlx::PgPool, event_type: &str) -> Vec<serde_json::Value> {
+    sqlx::query_scalar("SELECT payload FROM outbox WHERE event_type = $1 ORDER BY seq")
+        .bind(event_type)
+        .fetch_all(pool)
+        .await
+        .expect("outbox readable")
+}
+
+/// The value of a `SELECT count(*) ...` written by the test.
+pub async fn count(pool: &sqlx::PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pool)
+        .await
+        .expect("count query")
+}
+
+/// Waits (20 s at most) until the count `sql` equals `n`.
+pub async fn wait_count(pool: &sqlx::PgPool, sql: &str, n: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = count(pool, sql).await;
+        if got == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sql}: {got}, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

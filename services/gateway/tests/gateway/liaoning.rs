@@ -9,16 +9,15 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::message::PublishMessage;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use vbp_agreements::demo::{
     self as d, DISTRIBUTOR_FUXIN, FUXIN_BUREAU, FUXIN_HOSPITAL, MANUFACTURER_A, MANUFACTURER_B,
     PROVINCE_BUREAU, SHENYANG_BUREAU,
 };
+use vbp_contracts::Service;
 use vbp_contracts::orders::{AcceptedLine, OrderSource, ReceiptAccepted};
-use vbp_contracts::{Event, MessageMeta, Service};
-use vbp_kernel::{Actor, CorrelationId, EventId, Money, OrgKind};
+use vbp_kernel::{Actor, EventId, Money, OrgKind};
 
 use crate::common::{Harness, json_ok, problem};
 
@@ -65,32 +64,11 @@ async fn publish_acceptance(h: &Harness, period: &str, qty: i64, when: &str) {
         accepted_at: at(when),
         payment_due_at: None,
     };
-    let meta = MessageMeta {
-        id: EventId::new(),
-        event_type: ReceiptAccepted::event_type(),
-        version: 1,
-        correlation: CorrelationId::new(),
-        causation: None,
-        actor: None,
-        occurred_at: at(when),
-        traceparent: None,
-        tracestate: None,
-    };
     h.platform
         .ensure_event_stream(Service::Orders)
         .await
         .expect("orders stream");
-    let msg = PublishMessage::build()
-        .headers(vbp_bus::codec::encode(&meta, 0))
-        .message_id(vbp_bus::codec::msg_id(meta.id, 0))
-        .payload(serde_json::to_vec(&event).expect("json").into());
-    h.platform
-        .js
-        .send_publish(ReceiptAccepted::subject(&h.platform.ns), msg)
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
+    vbp_platform::testkit::publish_event(&h.platform, EventId::new(), &event).await;
 }
 
 /// Retries a request while another service's events are still on their way.

@@ -11,18 +11,17 @@ use std::time::Duration;
 use async_nats::jetstream::message::PublishMessage;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-use vbp_bus::{CallError, Context, RpcClient, RpcError};
+use vbp_bus::{Context, RpcClient, RpcError};
 use vbp_contracts::agreements::{
     OrgRecord, OrgRegistered, PeriodId, PeriodOpened, ProjectId, SupplyItem, SupplyListPublished,
 };
 use vbp_contracts::distribution::{RelationActivated, RelationId};
 use vbp_contracts::orders as o;
-use vbp_contracts::{Event, MessageMeta, RpcOp};
-use vbp_kernel::{Actor, CorrelationId, EventId, Money, NationalCode, OrgId, OrgKind};
+use vbp_contracts::{Event, RpcOp};
+use vbp_kernel::{Actor, EventId, Money, NationalCode, OrgId, OrgKind};
 use vbp_platform::Platform;
-use vbp_platform::testkit::TestEnv;
+use vbp_platform::testkit::{self, TestEnv};
 
 pub struct World {
     pub env: TestEnv,
@@ -126,60 +125,23 @@ impl World {
         who: &Actor,
         req: &Op::Request,
     ) -> Result<Op::Response, RpcError> {
-        match self
-            .rpc
-            .call::<Op>(&Context::new(Some(who.clone())), req)
-            .await
-        {
-            Ok(r) => Ok(r),
-            Err(CallError::Remote(e)) => Err(e),
-            Err(e) => panic!("{}: transport failure {e}", Op::NAME),
-        }
+        testkit::call_as::<Op>(&self.rpc, who, req).await
     }
 
     pub async fn ok<Op: RpcOp>(&self, who: &Actor, req: &Op::Request) -> Op::Response {
-        match self.call::<Op>(who, req).await {
-            Ok(r) => r,
-            Err(e) => panic!("{} failed: {e} {:?}", Op::NAME, e.0),
-        }
+        testkit::ok_as::<Op>(&self.rpc, who, req).await
     }
 
     pub async fn err<Op: RpcOp>(&self, who: &Actor, req: &Op::Request) -> RpcError
     where
         Op::Response: std::fmt::Debug,
     {
-        match self.call::<Op>(who, req).await {
-            Ok(r) => panic!("{} unexpectedly succeeded: {r:?}", Op::NAME),
-            Err(e) => e,
-        }
+        testkit::err_as::<Op>(&self.rpc, who, req).await
     }
 
-    /// Publishes `event` as its producing service's relay would.
-    pub async fn publish<E: Event + Serialize>(&self, event: &E) {
-        let id = EventId::new();
-        let meta = MessageMeta {
-            id,
-            event_type: E::event_type(),
-            version: E::VERSION,
-            correlation: CorrelationId::new(),
-            causation: None,
-            actor: Some(Actor::system("test-upstream")),
-            occurred_at: self.env.clock.shared().now(),
-            traceparent: None,
-            tracestate: None,
-        };
-        let body = serde_json::to_vec(event).unwrap();
-        let msg = PublishMessage::build()
-            .headers(vbp_bus::codec::encode(&meta, 0))
-            .message_id(vbp_bus::codec::msg_id(id, 0))
-            .payload(body.into());
-        self.platform
-            .js
-            .send_publish(E::subject(&self.platform.ns), msg)
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+    /// Publishes `event` as its producer's relay would.
+    pub async fn publish<E: Event>(&self, event: &E) {
+        testkit::publish_event(&self.platform, EventId::new(), event).await
     }
 
     /// Publishes an integrator message as a hospital system would straight
@@ -208,25 +170,12 @@ impl World {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(&self.db)
-            .await
-            .unwrap()
+        testkit::count(&self.db, sql).await
     }
 
+    /// Waits until `sql` (a count) reaches `n`.
     pub async fn wait_count(&self, sql: &str, n: i64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let got = self.count(sql).await;
-            if got == n {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{sql}: {got}, expected {n}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        testkit::wait_count(&self.db, sql, n).await
     }
 
     pub async fn published(
