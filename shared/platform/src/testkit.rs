@@ -326,3 +326,64 @@ pub async fn wait_count(pool: &sqlx::PgPool, sql: &str, n: i64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Every event one service publishes, as (`vbp-type`, payload), collected
+/// from NATS as it happens, so a test can assert what really went out.
+#[derive(Clone, Default)]
+pub struct EventWatch(std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>);
+
+impl EventWatch {
+    pub async fn start(platform: &Platform, service: vbp_contracts::Service) -> Self {
+        use futures::StreamExt;
+        let watch = Self::default();
+        let mut sub = platform
+            .nats
+            .subscribe(platform.ns.events_of(service))
+            .await
+            .expect("subscribe to the service's events");
+        let sink = watch.0.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                let event_type = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(vbp_contracts::headers::TYPE))
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default();
+                let body = serde_json::from_slice(&msg.payload).unwrap_or_default();
+                sink.lock().expect("watch lock").push((event_type, body));
+            }
+        });
+        watch
+    }
+
+    /// Payloads of `event_type` seen so far, in arrival order.
+    pub fn of(&self, event_type: &str) -> Vec<serde_json::Value> {
+        self.0
+            .lock()
+            .expect("watch lock")
+            .iter()
+            .filter(|(t, _)| t == event_type)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Waits (20 s at most) for an event of `event_type` matching `pred`.
+    pub async fn wait_for(
+        &self,
+        event_type: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(found) = self.of(event_type).into_iter().find(|v| pred(v)) {
+                return found;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {event_type} published"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -5,11 +5,9 @@
 
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use vbp_bus::{Context, RpcClient, RpcError};
 use vbp_contracts::issues as p;
@@ -24,7 +22,7 @@ pub struct World {
     pub rpc: RpcClient,
     pub db: sqlx::PgPool,
     /// (vbp-type, payload) of every issues event seen on NATS.
-    pub seen: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    pub seen: testkit::EventWatch,
 }
 
 pub fn actor(kind: OrgKind, org: OrgId, region: &str) -> Actor {
@@ -58,25 +56,7 @@ impl World {
             .with_figment_overrides(serde_json::json!({ "issues": settings }))
             .unwrap();
         let platform = env.platform_with(config, CancellationToken::new()).await;
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let mut sub = platform
-            .nats
-            .subscribe(format!("{}.evt.issues.>", platform.ns))
-            .await
-            .unwrap();
-        let sink = seen.clone();
-        tokio::spawn(async move {
-            while let Some(msg) = sub.next().await {
-                let t = msg
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get("vbp-type"))
-                    .map(|v| v.as_str().to_owned())
-                    .unwrap_or_default();
-                let body = serde_json::from_slice(&msg.payload).unwrap_or_default();
-                sink.lock().unwrap().push((t, body));
-            }
-        });
+        let seen = testkit::EventWatch::start(&platform, vbp_contracts::Service::Issues).await;
         tokio::spawn(vbp_issues::run(platform.clone()));
         let rpc = platform.rpc_client();
         let op = operator();
@@ -198,34 +178,12 @@ impl World {
         event_type: &str,
         pred: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some((_, v)) = self
-                .seen
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|(t, v)| t == event_type && pred(v))
-            {
-                return v.clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no {event_type} published"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.seen.wait_for(event_type, pred).await
     }
 
     /// Published events of `event_type` seen so far.
     pub fn seen_of(&self, event_type: &str) -> Vec<serde_json::Value> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(t, _)| t == event_type)
-            .map(|(_, v)| v.clone())
-            .collect()
+        self.seen.of(event_type)
     }
 
     pub fn set_clock(&self, s: &str) {
