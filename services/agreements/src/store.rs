@@ -725,23 +725,19 @@ pub async fn reported_totals(
     conn: &mut PgConnection,
     period: PeriodId,
 ) -> Result<HashMap<(OrgId, String), i64>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sqlx::query_as(
         "SELECT hospital, product_group, quantity FROM volume_reports WHERE period = $1",
     )
     .bind(period.as_uuid())
     .fetch_all(conn)
     .await?;
-    let mut out = HashMap::new();
-    for r in rows {
-        out.insert(
-            (
-                OrgId::from_uuid(r.try_get("hospital")?),
-                r.try_get("product_group")?,
-            ),
-            r.try_get("quantity")?,
-        );
-    }
-    Ok(out)
+    Ok(by_hospital_and_group(rows))
+}
+
+fn by_hospital_and_group(rows: Vec<(uuid::Uuid, String, i64)>) -> HashMap<(OrgId, String), i64> {
+    rows.into_iter()
+        .map(|(hospital, group, quantity)| ((OrgId::from_uuid(hospital), group), quantity))
+        .collect()
 }
 
 /// Accepted quantity per (hospital, product group) of a period, by the
@@ -750,7 +746,7 @@ pub async fn accepted_by_group(
     conn: &mut PgConnection,
     period: PeriodId,
 ) -> Result<HashMap<(OrgId, String), i64>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sqlx::query_as(
         "SELECT p.hospital, s.product_group, sum(p.accepted_quantity)::bigint AS q FROM progress p \
          JOIN supply_items s ON s.period = p.period AND s.status = 'published' AND s.national_code = p.national_code \
          WHERE p.period = $1 GROUP BY p.hospital, s.product_group",
@@ -758,17 +754,7 @@ pub async fn accepted_by_group(
     .bind(period.as_uuid())
     .fetch_all(conn)
     .await?;
-    let mut out = HashMap::new();
-    for r in rows {
-        out.insert(
-            (
-                OrgId::from_uuid(r.try_get("hospital")?),
-                r.try_get("product_group")?,
-            ),
-            r.try_get("q")?,
-        );
-    }
-    Ok(out)
+    Ok(by_hospital_and_group(rows))
 }
 
 pub async fn upsert_agreed(
