@@ -997,14 +997,14 @@ pub fn read_table(file_name: &str, bytes: &[u8]) -> R<Vec<Vec<String>>> {
             domain::parse_csv(text).map_err(|e| RpcError::invalid("content_base64", e))
         }
         domain::FileKind::Xlsx => {
-            crate::sheets::read_xlsx(bytes).map_err(|e| RpcError::invalid("content_base64", e))
+            sheets::read_xlsx(bytes).map_err(|e| RpcError::invalid("content_base64", e))
         }
     }
 }
 
 /// Decodes an uploaded file (at most 16 MiB) into a table.
 fn uploaded_table(file_name: &str, content_base64: &str) -> R<Vec<Vec<String>>> {
-    let bytes = domain::decode_base64(content_base64)
+    let bytes = sheets::decode_base64(content_base64)
         .map_err(|e| RpcError::invalid("content_base64", e))?;
     if bytes.len() > 16 * 1024 * 1024 {
         return Err(RpcError::invalid(
@@ -1119,11 +1119,7 @@ pub async fn supply_list_get(svc: Shared, ctx: Context, req: GetSupplyList) -> R
 // Spreadsheet exports
 // ---------------------------------------------------------------------------
 
-use crate::sheets::{Cell, Column};
-
-const fn col(header: &'static str, width: f64) -> Column {
-    Column { header, width }
-}
+use vbp_platform::sheets::{self, Cell, Column, col};
 
 /// The supply-list sheet: the import's column names (the informational 序号
 /// and 生产企业名称 are skipped on import), so an export imports back.
@@ -1166,26 +1162,14 @@ fn exported(
     columns: &[Column],
     rows: Vec<Vec<Cell>>,
 ) -> R<ExportedFile> {
-    let n = rows.len();
-    let bytes = crate::sheets::write_xlsx(sheet, columns, &rows).map_err(RpcError::internal)?;
-    let content_base64 = domain::encode_base64(&bytes);
-    if content_base64.len() > settings.max_export_bytes {
-        return Err(RpcError::new(
-            413,
-            "export_too_large",
-            format!(
-                "the export of {n} rows is {} bytes encoded, above the limit of {}; narrow it with filters (region, hospital, national_code, class)",
-                content_base64.len(),
-                settings.max_export_bytes
-            ),
-        ));
-    }
-    Ok(ExportedFile {
+    sheets::xlsx_export(
         file_name,
-        content_type: XLSX_CONTENT_TYPE.to_owned(),
-        content_base64,
-        rows: n as u32,
-    })
+        sheet,
+        columns,
+        rows,
+        settings.max_export_bytes,
+        "region, hospital, national_code, class",
+    )
 }
 
 /// `ZJHCCG-2022-01_P2_{what}.xlsx`: ASCII only, so any client can use it as is.

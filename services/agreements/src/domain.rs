@@ -911,69 +911,6 @@ pub fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
     Ok(rows)
 }
 
-/// Standard base64 (with or without padding; whitespace ignored).
-pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
-    fn val(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => (c - b'A') as u32,
-            b'a'..=b'z' => (c - b'a' + 26) as u32,
-            b'0'..=b'9' => (c - b'0' + 52) as u32,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        })
-    }
-    let clean: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    let body: &[u8] = {
-        let mut end = clean.len();
-        while end > 0 && clean[end - 1] == b'=' {
-            end -= 1;
-        }
-        &clean[..end]
-    };
-    if body.len() % 4 == 1 {
-        return Err("content_base64 is not valid base64 (bad length)".into());
-    }
-    let mut out = Vec::with_capacity(body.len() * 3 / 4);
-    for chunk in body.chunks(4) {
-        let mut acc = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            let v = val(*c).ok_or_else(|| {
-                format!(
-                    "content_base64 is not valid base64 (character {:?})",
-                    *c as char
-                )
-            })?;
-            acc |= v << (18 - 6 * i);
-        }
-        let bytes = [(acc >> 16) as u8, (acc >> 8) as u8, acc as u8];
-        out.extend_from_slice(&bytes[..chunk.len() - 1]);
-    }
-    Ok(out)
-}
-
-/// Standard base64 with padding.
-pub fn encode_base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// Which reader a file name asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
@@ -1216,13 +1153,6 @@ mod tests {
     }
 
     #[test]
-    fn base64_round_trip() {
-        assert_eq!(decode_base64("aGVsbG8gd29ybGQ=").unwrap(), b"hello world");
-        assert_eq!(decode_base64("5Lit5paH").unwrap(), "中文".as_bytes());
-        assert!(decode_base64("a$==").is_err());
-    }
-
-    #[test]
     fn monthly_expectation_rounds_half_up() {
         let months = months_of(
             NaiveDate::from_ymd_opt(2024, 8, 1).unwrap(),
@@ -1317,15 +1247,6 @@ mod tests {
             e.iter()
                 .any(|e| e.column == "unit" && e.rule.contains("missing"))
         );
-    }
-
-    #[test]
-    fn base64_encodes_what_it_decodes() {
-        for s in ["", "a", "ab", "abc", "abcd", "中文 xlsx \u{0}\u{ff}"] {
-            let enc = encode_base64(s.as_bytes());
-            assert_eq!(decode_base64(&enc).unwrap(), s.as_bytes(), "{enc}");
-        }
-        assert_eq!(encode_base64(b"hello world"), "aGVsbG8gd29ybGQ=");
     }
 
     #[test]

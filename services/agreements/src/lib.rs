@@ -11,7 +11,6 @@ pub mod api;
 pub mod consumers;
 pub mod demo;
 pub mod domain;
-pub mod sheets;
 pub mod store;
 pub mod timers;
 

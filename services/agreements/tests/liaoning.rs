@@ -1089,7 +1089,7 @@ fn read_back(file: &ExportedFile) -> Vec<Vec<String>> {
     use calamine::Reader;
     assert_eq!(file.content_type, XLSX_CONTENT_TYPE);
     assert!(file.file_name.ends_with(".xlsx"), "{}", file.file_name);
-    let bytes = vbp_agreements::domain::decode_base64(&file.content_base64).unwrap();
+    let bytes = vbp_platform::sheets::decode_base64(&file.content_base64).unwrap();
     let mut wb: calamine::Xlsx<_> =
         calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
     let range = wb.worksheet_range_at(0).unwrap().unwrap();

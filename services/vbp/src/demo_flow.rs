@@ -14,7 +14,7 @@ use vbp_kernel::Actor;
 
 use crate::demo::CAST;
 
-fn actor_of(org: &str) -> Option<Actor> {
+pub(crate) fn actor_of(org: &str) -> Option<Actor> {
     CAST.iter().find(|o| o.id == org).map(|o| Actor {
         sub: format!("demo:{}", o.id),
         org: o.org(),
@@ -24,7 +24,7 @@ fn actor_of(org: &str) -> Option<Actor> {
     })
 }
 
-async fn call(
+pub(crate) async fn call(
     rpc: &RpcClient,
     service: Service,
     op: &str,
@@ -38,11 +38,11 @@ async fn call(
     Ok(serde_json::from_slice(&reply)?)
 }
 
-fn items(v: &Value) -> &[Value] {
+pub(crate) fn items(v: &Value) -> &[Value] {
     v["items"].as_array().map(Vec::as_slice).unwrap_or_default()
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 

@@ -5,6 +5,9 @@
 mod cli;
 mod demo;
 mod demo_flow;
+mod demo_issues;
+mod demo_orders;
+mod demo_prepayment;
 mod ops;
 mod serve;
 

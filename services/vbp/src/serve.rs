@@ -180,4 +180,31 @@ async fn load_demo(platform: Platform, services: BTreeSet<Service>) {
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "demo agreements not signed"),
         }
     }
+    // Each later part needs the services it drives; what is missing is skipped.
+    let parts: [(&str, &[Service]); 3] = [
+        (
+            "orders",
+            &[Service::Orders, Service::Agreements, Service::Distribution],
+        ),
+        ("prepayment", &[Service::Prepayment, Service::Agreements]),
+        (
+            "issues",
+            &[Service::Issues, Service::Agreements, Service::Distribution],
+        ),
+    ];
+    for (part, needs) in parts {
+        if !needs.iter().all(|s| services.contains(s)) {
+            continue;
+        }
+        let loaded = match part {
+            "orders" => crate::demo_orders::load(&rpc).await,
+            "prepayment" => crate::demo_prepayment::load(&rpc).await,
+            _ => crate::demo_issues::load(&rpc).await,
+        };
+        match loaded {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(part, records = n, "demo data loaded"),
+            Err(e) => tracing::warn!(part, error = %format!("{e:#}"), "demo data not loaded"),
+        }
+    }
 }

@@ -912,21 +912,7 @@ pub struct ExportProgress {
     pub as_of: Option<DateTime<Utc>>,
 }
 
-/// `Content-Type` of an `.xlsx` workbook.
-pub const XLSX_CONTENT_TYPE: &str =
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-
-/// A generated file, for the gateway to hand out as a download.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ExportedFile {
-    /// Suggested file name, e.g. `ZJHCCG-2022-01_第2协议期_供应清单.xlsx`.
-    pub file_name: String,
-    pub content_type: String,
-    /// The file's bytes, standard base64 with padding.
-    pub content_base64: String,
-    /// Data rows in the file (the header not counted).
-    pub rows: u32,
-}
+pub use crate::files::{ExportedFile, XLSX_CONTENT_TYPE};
 
 /// Register organisations from a `.csv` or `.xlsx` file (first sheet, header
 /// row matched by name), all or nothing, like `org_import`.

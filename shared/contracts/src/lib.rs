@@ -7,6 +7,7 @@
 pub mod agreements;
 pub mod distribution;
 pub mod event;
+pub mod files;
 pub mod headers;
 pub mod ingest;
 pub mod issues;

@@ -8,6 +8,7 @@ pub mod db;
 pub mod health;
 pub mod host;
 pub mod runtime;
+pub mod sheets;
 pub mod shutdown;
 pub mod telemetry;
 pub mod testkit;

@@ -1,12 +1,66 @@
-//! Spreadsheets in and out: the first worksheet of an `.xlsx` as a table of
-//! cell text (calamine), and a one-sheet `.xlsx` from typed cells
-//! (rust_xlsxwriter). Pure: bytes in, bytes out; no rules about what the
-//! cells mean (those are in [`crate::domain`]).
+//! Spreadsheets in and out, for every service's imports and exports: the
+//! first worksheet of an `.xlsx` as a table of cell text (calamine), a
+//! one-sheet `.xlsx` from typed cells (rust_xlsxwriter), and the base64 an
+//! RPC reply carries a file in. No rules about what the cells mean (those
+//! are each service's domain).
 
 use std::io::Cursor;
 
+use base64::Engine as _;
 use calamine::{Data, Reader, Xlsx};
 use rust_xlsxwriter::{Format, Workbook};
+use vbp_bus::RpcError;
+use vbp_contracts::files::{ExportedFile, XLSX_CONTENT_TYPE};
+
+/// Standard base64 with padding.
+pub fn encode_base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Standard base64, padded or not; whitespace (line breaks of a pasted
+/// file) is ignored.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
+    let clean: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    )
+    .decode(clean)
+    .map_err(|e| format!("content_base64 is not valid base64 ({e})"))
+}
+
+/// A one-sheet `.xlsx` export as an RPC reply. An RPC reply must fit the
+/// broker's max payload, so an export whose base64 exceeds `max_bytes` is
+/// refused (413 `export_too_large`) with a hint to narrow it by `filters`.
+pub fn xlsx_export(
+    file_name: String,
+    sheet: &str,
+    columns: &[Column],
+    rows: Vec<Vec<Cell>>,
+    max_bytes: usize,
+    filters: &str,
+) -> Result<ExportedFile, RpcError> {
+    let n = rows.len();
+    let bytes = write_xlsx(sheet, columns, &rows).map_err(RpcError::internal)?;
+    let content_base64 = encode_base64(&bytes);
+    if content_base64.len() > max_bytes {
+        return Err(RpcError::new(
+            413,
+            "export_too_large",
+            format!(
+                "the export of {n} rows is {} bytes encoded, above the limit of {max_bytes}; narrow it with filters ({filters})",
+                content_base64.len(),
+            ),
+        ));
+    }
+    Ok(ExportedFile {
+        file_name,
+        content_type: XLSX_CONTENT_TYPE.to_owned(),
+        content_base64,
+        rows: n as u32,
+    })
+}
 
 /// The first worksheet as rows of cell text, positioned as Excel shows it:
 /// `table[i][j]` is row `i + 1`, column `j` (A = 0), so row numbers in errors
@@ -89,6 +143,11 @@ pub struct Column {
     pub width: f64,
 }
 
+/// A column, for `const` sheet layouts.
+pub const fn col(header: &'static str, width: f64) -> Column {
+    Column { header, width }
+}
+
 /// A workbook of one sheet: a bold, frozen header row and the rows below.
 /// Text cells are stored as text (with the text number format `@`, so
 /// codes and yuan amounts stay text when edited and re-imported).
@@ -165,5 +224,25 @@ mod tests {
             vec![vec!["编码", "数量"], vec!["C1", "5"], vec!["", "720.00"]]
         );
         assert!(read_xlsx(b"PK\x03\x04 not a zip").is_err());
+    }
+
+    #[test]
+    fn base64_round_trips_padded_or_not() {
+        assert_eq!(decode_base64("aGVsbG8gd29ybGQ=").unwrap(), b"hello world");
+        assert_eq!(decode_base64("aGVsbG8gd29ybGQ").unwrap(), b"hello world");
+        assert_eq!(decode_base64("5Lit\n5paH").unwrap(), "中文".as_bytes());
+        assert!(decode_base64("a$==").is_err());
+        assert_eq!(encode_base64(b"hello world"), "aGVsbG8gd29ybGQ=");
+    }
+
+    #[test]
+    fn an_export_above_the_limit_is_refused_with_a_hint() {
+        let cols = [col("a", 4.0)];
+        let rows = vec![vec![Cell::Int(1)]; 100];
+        let ok = xlsx_export("a.xlsx".into(), "s", &cols, rows.clone(), 1 << 20, "region").unwrap();
+        assert_eq!(ok.rows, 100);
+        assert_eq!(decode_base64(&ok.content_base64).unwrap()[..2], *b"PK");
+        let err = xlsx_export("a.xlsx".into(), "s", &cols, rows, 100, "region").unwrap_err();
+        assert_eq!(err.0.code, "export_too_large");
     }
 }
