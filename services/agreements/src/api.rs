@@ -2132,6 +2132,12 @@ pub async fn agreement_amend(svc: Shared, ctx: Context, req: AmendAgreement) -> 
     if reason.is_empty() {
         return Err(RpcError::invalid("reason", "an amendment needs a reason"));
     }
+    if reason.chars().count() > 1000 {
+        return Err(RpcError::invalid(
+            "reason",
+            "a reason is at most 1000 characters",
+        ));
+    }
     let now = svc.clock.now();
     let mut tx = begin(&svc).await?;
     let cur = latest_locked(&mut tx, req.agreement, req.version).await?;

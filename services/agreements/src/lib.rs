@@ -11,6 +11,7 @@ pub mod api;
 pub mod consumers;
 pub mod demo;
 pub mod domain;
+pub mod figures;
 pub mod store;
 pub mod timers;
 
@@ -78,7 +79,8 @@ pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
     let rpc = op::<c::ProgressExport, _, _>(rpc, svc, api::progress_export);
     let rpc = op::<c::ProgressSnapshotOp, _, _>(rpc, svc, api::progress_snapshot);
     let rpc = op::<c::FlagListOp, _, _>(rpc, svc, api::flag_list);
-    op::<c::DemoLoad, _, _>(rpc, svc, demo::demo_load)
+    let rpc = op::<c::DemoLoad, _, _>(rpc, svc, demo::demo_load);
+    vbp_platform::reconcile::route(rpc, svc.pool.clone(), figures::read)
 }
 
 /// Runs the service until the platform shuts down.

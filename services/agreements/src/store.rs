@@ -816,11 +816,19 @@ pub async fn list_agreed(
 ) -> Result<(Vec<AgreedVolumeView>, i64), sqlx::Error> {
     let (lo, hi) = region.map(region_range).unwrap_or((0, 999_999));
     let rows = sqlx::query(
-        "SELECT a.*, o.name AS hospital_name, o.region AS hospital_region, count(*) OVER () AS total, \
-         (SELECT coalesce(jsonb_agg(jsonb_build_object('national_code', l.national_code, 'manufacturer', l.manufacturer, \
-            'quantity', l.quantity, 'unit_price_fen', l.unit_price_fen, 'amount_fen', l.amount_fen) ORDER BY l.national_code), '[]') \
-          FROM agreed_volume_lines l WHERE l.period = a.period AND l.hospital = a.hospital AND l.product_group = a.product_group) AS lines \
+        // An enterprise sees only its own lines and their sums: the group's
+        // other lines are its competitors' volumes.
+        "SELECT a.period, a.hospital, a.product_group, a.revision, a.reason, a.set_at, \
+         o.name AS hospital_name, o.region AS hospital_region, count(*) OVER () AS total, \
+         coalesce(m.lines, '[]') AS lines, \
+         CASE WHEN $6 = 'enterprise' THEN coalesce(m.quantity, 0) ELSE a.quantity END AS quantity, \
+         CASE WHEN $6 = 'enterprise' THEN coalesce(m.amount_fen, 0) ELSE a.amount_fen END AS amount_fen \
          FROM agreed_volumes a JOIN orgs o ON o.id = a.hospital \
+         CROSS JOIN LATERAL (SELECT jsonb_agg(jsonb_build_object('national_code', l.national_code, 'manufacturer', l.manufacturer, \
+            'quantity', l.quantity, 'unit_price_fen', l.unit_price_fen, 'amount_fen', l.amount_fen) ORDER BY l.national_code) AS lines, \
+            sum(l.quantity)::bigint AS quantity, sum(l.amount_fen)::bigint AS amount_fen \
+          FROM agreed_volume_lines l WHERE l.period = a.period AND l.hospital = a.hospital AND l.product_group = a.product_group \
+          AND ($6 <> 'enterprise' OR l.manufacturer = $9)) m \
          WHERE a.period = $1 AND ($2::uuid IS NULL OR a.hospital = $2) AND ($3::text IS NULL OR a.product_group = $3) \
          AND o.region BETWEEN $4 AND $5 \
          AND ($6 = 'all' OR ($6 = 'region' AND o.region BETWEEN $7 AND $8) OR ($6 = 'hospital' AND a.hospital = $9) \

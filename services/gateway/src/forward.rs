@@ -25,6 +25,39 @@ pub(crate) async fn forward(
     let Target::Rpc { service, operation } = &route.target else {
         unreachable!("forward is only mounted for RPC routes")
     };
+    let admitted = admit(gateway, compiled, request).await?;
+    let payload = serde_json::to_vec(&admitted.input)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| Bytes::from_static(b"{}"));
+    let rpc = match route.timeout {
+        Some(timeout) => gateway.rpc.with_timeout(timeout),
+        None => gateway.rpc.clone(),
+    };
+    match rpc
+        .call_raw(*service, operation, &admitted.ctx, payload)
+        .await
+    {
+        Ok(reply) => Ok(json_response(route.success, reply)),
+        Err(e) => Err(Problem::from_call(*service, operation, e)),
+    }
+}
+
+/// A request past the route's policy, with its input read and checked.
+pub(crate) struct Admitted {
+    /// Body, query and path parameters merged into one JSON object.
+    pub input: Value,
+    /// The caller and the request's correlation, for the RPC.
+    pub ctx: Context,
+}
+
+/// Authenticates and authorises the caller, then merges body, query and
+/// path into the route's request type, naming the first bad field.
+pub(crate) async fn admit(
+    gateway: &Gateway,
+    compiled: &CompiledRoute,
+    request: Request,
+) -> Result<Admitted, Problem> {
+    let route = &compiled.route;
     let (mut parts, body) = request.into_parts();
     let actor = gateway.admit(
         &parts.headers,
@@ -48,19 +81,15 @@ pub(crate) async fn forward(
     if let Some(request_type) = &route.request {
         (request_type.validate)(&merged)?;
     }
-    let payload = serde_json::to_vec(&merged)
-        .map(Bytes::from)
-        .unwrap_or_else(|_| Bytes::from_static(b"{}"));
-    let context = RequestContext::of(&parts);
-    let ctx = Context::with_correlation(context.correlation, Some(actor));
-    match gateway
-        .rpc
-        .call_raw(*service, operation, &ctx, payload)
-        .await
-    {
-        Ok(reply) => Ok(json_response(route.success, reply)),
-        Err(e) => Err(Problem::from_call(*service, operation, e)),
+    if let Some(schema) = &compiled.request_schema {
+        crate::schema_check::check(&merged, schema)
+            .map_err(|v| Problem::invalid(v.path, v.message))?;
     }
+    let context = RequestContext::of(&parts);
+    Ok(Admitted {
+        input: merged,
+        ctx: Context::with_correlation(context.correlation, Some(actor)),
+    })
 }
 
 pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response {

@@ -31,7 +31,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use vbp_contracts::headers;
-use vbp_contracts::ingest::{self, OrderAccepted, OrderPlaced, OrderReceived};
+use vbp_contracts::ingest::{
+    self, OrderAccepted, OrderPlaced, OrderReceived, OrderUpdated, ShipmentDispatched,
+};
 use vbp_contracts::subjects::valid_token;
 use vbp_kernel::{Actor, CorrelationId, OrgKind};
 
@@ -110,6 +112,8 @@ impl JsonSchema for IngestItem {
 fn payload_schema(event: &str, generator: &mut SchemaGenerator) -> Option<Schema> {
     Some(match event {
         ingest::ORDER_PLACED => generator.subschema_for::<OrderPlaced>(),
+        ingest::ORDER_UPDATED => generator.subschema_for::<OrderUpdated>(),
+        ingest::SHIPMENT_DISPATCHED => generator.subschema_for::<ShipmentDispatched>(),
         ingest::ORDER_RECEIVED => generator.subschema_for::<OrderReceived>(),
         ingest::ORDER_ACCEPTED => generator.subschema_for::<OrderAccepted>(),
         _ => return None,
@@ -396,6 +400,12 @@ fn judge(index: usize, item: &Value, latest: DateTime<Utc>) -> Result<Valid, Box
         ingest::ORDER_PLACED => {
             payload::<OrderPlaced>(event, &parsed.payload, latest, placed_rules)
         }
+        ingest::ORDER_UPDATED => {
+            payload::<OrderUpdated>(event, &parsed.payload, latest, updated_rules)
+        }
+        ingest::SHIPMENT_DISPATCHED => {
+            payload::<ShipmentDispatched>(event, &parsed.payload, latest, dispatched_rules)
+        }
         ingest::ORDER_RECEIVED => {
             payload::<OrderReceived>(event, &parsed.payload, latest, received_rules)
         }
@@ -457,6 +467,26 @@ impl IngestPayload for OrderPlaced {
     }
     fn occurred_at(&self) -> DateTime<Utc> {
         self.placed_at
+    }
+}
+
+impl IngestPayload for OrderUpdated {
+    const TIME_FIELD: &'static str = "updated_at";
+    fn external_id(&self) -> &str {
+        &self.external_id
+    }
+    fn occurred_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+}
+
+impl IngestPayload for ShipmentDispatched {
+    const TIME_FIELD: &'static str = "shipped_at";
+    fn external_id(&self) -> &str {
+        &self.external_id
+    }
+    fn occurred_at(&self) -> DateTime<Utc> {
+        self.shipped_at
     }
 }
 
@@ -528,6 +558,50 @@ fn placed_rules(order: &OrderPlaced) -> Result<(), FieldError> {
             "distributor".into(),
             "the distributor must be another organisation than the hospital".into(),
         ));
+    }
+    Ok(())
+}
+
+/// A product appears on one line only, as at placement.
+fn unique_codes<'a>(
+    codes: impl Iterator<Item = &'a vbp_kernel::NationalCode>,
+) -> Result<(), FieldError> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, code) in codes.enumerate() {
+        if !seen.insert(code.as_str()) {
+            return Err((
+                format!("lines[{i}].national_code"),
+                format!("{code} appears on more than one line"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn updated_rules(update: &OrderUpdated) -> Result<(), FieldError> {
+    unique_codes(update.lines.iter().map(|l| &l.national_code))
+}
+
+/// Goods must not expire on or before the shipping day (Beijing time).
+fn dispatched_rules(note: &ShipmentDispatched) -> Result<(), FieldError> {
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8");
+    let day = note.shipped_at.with_timezone(&beijing).date_naive();
+    for (i, line) in note.lines.iter().enumerate() {
+        if line.batch_no.trim().is_empty() {
+            return Err((
+                format!("lines[{i}].batch_no"),
+                "a batch number is required".into(),
+            ));
+        }
+        if line.expiry_date <= day {
+            return Err((
+                format!("lines[{i}].expiry_date"),
+                format!(
+                    "goods expiring on {} may not be shipped on {day}",
+                    line.expiry_date
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -20,6 +20,7 @@
 //! - [`health`], [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
 
 pub mod config;
+pub mod evidence;
 pub mod flows;
 pub mod forward;
 pub mod health;
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod policy;
 pub mod problem;
+pub mod reconcile;
 pub mod request;
 pub mod routes;
 mod schema_check;
@@ -71,6 +73,8 @@ pub(crate) struct CompiledRoute {
     pub route: Route,
     /// How query and path parameters are typed, from the request schema.
     pub params: ParamKinds,
+    /// The request type's whole schema, built once.
+    pub request_schema: Option<serde_json::Value>,
 }
 
 /// Everything a request needs; cheap to clone.
@@ -119,7 +123,14 @@ impl Gateway {
             .iter()
             .cloned()
             .zip(built.params)
-            .map(|(route, params)| Arc::new(CompiledRoute { route, params }))
+            .map(|(route, params)| {
+                let request_schema = route.request.as_ref().map(|r| (r.root)());
+                Arc::new(CompiledRoute {
+                    route,
+                    params,
+                    request_schema,
+                })
+            })
             .collect();
         let rpc = platform
             .rpc_client()
@@ -257,9 +268,13 @@ fn method_filter(method: &Method) -> MethodFilter {
 
 async fn dispatch(gateway: Gateway, compiled: Arc<CompiledRoute>, request: Request) -> Response {
     let result = match &compiled.route.target {
+        Target::Rpc { .. } if evidence::streams(&compiled.route) => {
+            evidence::handle(&gateway, &compiled, request).await
+        }
         Target::Rpc { .. } => forward::forward(&gateway, &compiled, request).await,
         Target::Ingest => ingest::handle(&gateway, &compiled, request).await,
         Target::Flow => flows::handle(&gateway, &compiled, request).await,
+        Target::Reconcile => reconcile::handle(&gateway, &compiled, request).await,
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }

@@ -252,6 +252,13 @@ impl IntoResponse for Problem {
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The gateway refuses an oversized body by its declared length,
+            // unread, so the connection cannot carry another request; a
+            // client told so opens a new one instead of failing its next
+            // request with a broken pipe.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750 §3: tell the client which scheme and why.
             let challenge = format!(
@@ -307,6 +314,19 @@ mod tests {
         );
         assert_eq!((p.status, p.code.as_str()), (504, codes::SERVICE_TIMEOUT));
         assert!(p.detail.contains("250 ms"), "{}", p.detail);
+    }
+
+    #[test]
+    fn payload_too_large_closes_the_connection() {
+        let response = Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::PAYLOAD_TOO_LARGE,
+            "big",
+        )
+        .into_response();
+        assert_eq!(response.headers()[header::CONNECTION], "close");
+        let response = Problem::malformed_json("x").into_response();
+        assert!(response.headers().get(header::CONNECTION).is_none());
     }
 
     #[test]

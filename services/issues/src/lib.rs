@@ -3,13 +3,15 @@
 //! ledger.
 //!
 //! It owns the Postgres schema `issues` and talks to other services only
-//! through NATS subjects (DESIGN §2–§3). Layers: [`domain`] (pure rules) ←
+//! through NATS subjects (DESIGN §2–§3); evidence files live in a JetStream
+//! object-store bucket. Layers: [`domain`] (pure rules) ← [`store`] (SQL) ←
 //! [`api`] (RPC handlers and transitions), [`consumers`] (projections) and
 //! [`timers`] ← [`run`].
 
 pub mod api;
 pub mod consumers;
 pub mod domain;
+pub mod store;
 pub mod timers;
 
 use std::future::Future;
@@ -50,7 +52,29 @@ pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
     let rpc = op::<c::IssueConfirm, _, _>(rpc, svc, api::issue_confirm);
     let rpc = op::<c::IssueReopen, _, _>(rpc, svc, api::issue_reopen);
     let rpc = op::<c::DeadlinePreviewOp, _, _>(rpc, svc, api::deadline_preview);
-    op::<c::LedgerOp, _, _>(rpc, svc, api::ledger)
+    let rpc = op::<c::LedgerOp, _, _>(rpc, svc, api::ledger);
+    let rpc = op::<c::LedgerExportOp, _, _>(rpc, svc, api::ledger_export);
+    let rpc = op::<c::IssueMarkFalse, _, _>(rpc, svc, api::issue_mark_false);
+    let rpc = op::<c::WorkListOp, _, _>(rpc, svc, api::work_list);
+    let rpc = op::<c::EvidenceBegin, _, _>(rpc, svc, api::evidence_begin);
+    let rpc = op::<c::EvidenceUpload, _, _>(rpc, svc, api::evidence_upload);
+    op::<c::EvidenceGet, _, _>(rpc, svc, api::evidence_get)
+}
+
+/// The evidence bucket, created on first start.
+pub async fn evidence_store(
+    platform: &Platform,
+) -> anyhow::Result<async_nats::jetstream::object_store::ObjectStore> {
+    let bucket = c::evidence_bucket(&platform.ns);
+    platform
+        .js
+        .create_object_store(async_nats::jetstream::object_store::Config {
+            bucket: bucket.clone(),
+            description: Some("issue direct reporting: evidence files".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("evidence bucket {bucket}: {e}"))
 }
 
 /// Runs the service until the platform shuts down.
@@ -62,7 +86,9 @@ pub async fn run(platform: Platform) -> anyhow::Result<()> {
     let host = ServiceHost::start(&platform, SERVICE, migrator()).await?;
     let agreements_stream = platform.ensure_event_stream(Service::Agreements).await?;
     let distribution_stream = platform.ensure_event_stream(Service::Distribution).await?;
+    let evidence = evidence_store(&platform).await?;
     let svc = Arc::new(api::Svc {
+        evidence,
         pool: host.pool().clone(),
         outbox: host.outbox().clone(),
         clock: platform.clock.clone(),

@@ -10,8 +10,9 @@ use vbp_bus::{Context, HandlerError};
 use vbp_contracts::issues::*;
 use vbp_kernel::{Actor, CorrelationId, OrgId};
 
-use crate::api::{self, Due, Shared};
+use crate::api::{self, Shared};
 use crate::domain::region_from_i32;
+use crate::store::{self, Due};
 
 fn ctx_of(timer: &DueTimer, who: &str) -> Context {
     Context::with_correlation(
@@ -29,15 +30,15 @@ async fn overdue(
     conn: &mut PgConnection,
     svc: &Shared,
     ctx: &Context,
-    r: &api::Row,
+    r: &store::Row,
     stage: IssueStage,
     party: uuid::Uuid,
     due_at: chrono::DateTime<chrono::Utc>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), HandlerError> {
-    api::save(conn, r, now).await?;
+    store::save(conn, r, now).await?;
     let a = ctx.actor.clone().unwrap_or_else(|| Actor::system("issues"));
-    api::audit(
+    store::audit(
         conn,
         r.id,
         &a,
@@ -71,7 +72,7 @@ impl TimerHandler for EnterpriseDue {
         let due: Due = timer.payload()?;
         let now = self.0.clock.now();
         let ctx = ctx_of(timer, "issues-enterprise-deadline");
-        let Some(mut r) = api::lock(conn, due.issue.as_uuid()).await? else {
+        let Some(mut r) = store::lock(conn, due.issue.as_uuid()).await? else {
             return Ok(());
         };
         if r.state() != IssueState::Dispatched
@@ -107,7 +108,7 @@ impl TimerHandler for HandlingDue {
         let due: Due = timer.payload()?;
         let now = self.0.clock.now();
         let ctx = ctx_of(timer, "issues-handling-deadline");
-        let Some(mut r) = api::lock(conn, due.issue.as_uuid()).await? else {
+        let Some(mut r) = store::lock(conn, due.issue.as_uuid()).await? else {
             return Ok(());
         };
         if r.handling_due_at != Some(due.due_at) {
@@ -173,7 +174,7 @@ impl TimerHandler for AutoResolve {
         let due: Due = timer.payload()?;
         let now = self.0.clock.now();
         let ctx = ctx_of(timer, "issues-default-confirmation");
-        let Some(mut r) = api::lock(conn, due.issue.as_uuid()).await? else {
+        let Some(mut r) = store::lock(conn, due.issue.as_uuid()).await? else {
             return Ok(());
         };
         if r.state() != IssueState::FeedbackGiven || r.auto_resolve_at != Some(due.due_at) {
@@ -181,9 +182,9 @@ impl TimerHandler for AutoResolve {
         }
         r.state = "resolved".to_owned();
         r.resolved_at = Some(now);
-        api::save(conn, &r, now).await?;
+        store::save(conn, &r, now).await?;
         let a = ctx.actor.clone().unwrap_or_else(|| Actor::system("issues"));
-        api::audit(
+        store::audit(
             conn,
             r.id,
             &a,

@@ -8,188 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use vbp_contracts::agreements::{
-    OrgRecord, OrgRegistered, PeriodId, ProjectId, SupplyItem, SupplyListPublished,
-};
-use vbp_contracts::distribution::{RelationActivated, RelationEnded, RelationId};
 use vbp_contracts::issues::*;
-use vbp_kernel::{Actor, EventId, Money, NationalCode, OrgId, OrgKind};
-
-const P1: &str = "C15011121200000107660000016";
-const P2: &str = "C15011121200000107660000017";
-
-struct Cast {
-    province: Actor,
-    nanchang: Actor,
-    nanchang_county: Actor,
-    jiujiang: Actor,
-    /// 东湖区 hospital (no county bureau → Nanchang city bureau).
-    a: Actor,
-    /// 南昌县 hospital (county bureau configured).
-    b: Actor,
-    m1: Actor,
-    m2: Actor,
-    d1: Actor,
-    d2: Actor,
-}
-
-fn nc(s: &str) -> NationalCode {
-    NationalCode::parse(s).unwrap()
-}
-
-impl Cast {
-    fn new() -> Cast {
-        let a = |k, r: &str| actor(k, OrgId::new(), r);
-        Cast {
-            province: a(OrgKind::Bureau, "360000"),
-            nanchang: a(OrgKind::Bureau, "360100"),
-            nanchang_county: a(OrgKind::Bureau, "360121"),
-            jiujiang: a(OrgKind::Bureau, "360400"),
-            a: a(OrgKind::Hospital, "360102"),
-            b: a(OrgKind::Hospital, "360121"),
-            m1: a(OrgKind::Manufacturer, "330100"),
-            m2: a(OrgKind::Manufacturer, "320100"),
-            d1: a(OrgKind::Distributor, "360100"),
-            d2: a(OrgKind::Distributor, "360100"),
-        }
-    }
-
-    async fn setup(&self, w: &World) {
-        for who in [
-            &self.province,
-            &self.nanchang,
-            &self.nanchang_county,
-            &self.jiujiang,
-            &self.a,
-            &self.b,
-            &self.m1,
-            &self.m2,
-            &self.d1,
-            &self.d2,
-        ] {
-            w.publish(
-                EventId::new(),
-                &OrgRegistered {
-                    record: OrgRecord {
-                        org: who.org,
-                        kind: who.org_kind,
-                        name: format!("{} {}", who.org_kind, who.region),
-                        region: who.region,
-                        nhsa_code: None,
-                        level: None,
-                        uscc: None,
-                        is_manufacturer: false,
-                        is_distributor: false,
-                        acts_for: vec![],
-                        active: true,
-                        revision: 1,
-                    },
-                    registered_at: at("2026-01-01T09:00:00+08:00"),
-                },
-            )
-            .await;
-        }
-        let item = |code: &str, name: &str, m: &Actor| SupplyItem {
-            national_code: nc(code),
-            generic_name: name.into(),
-            spec_model: "7Fr 单腔".into(),
-            unit: "支".into(),
-            manufacturer: m.org,
-            manufacturer_name: "厂家".into(),
-            winning_price_fen: Money::from_fen(12_300),
-            product_group: "G1".into(),
-        };
-        w.publish(
-            EventId::new(),
-            &SupplyListPublished {
-                period: PeriodId::new(),
-                project: ProjectId::new(),
-                project_code: "JX-2026-01".into(),
-                period_number: 1,
-                starts_at: at("2025-08-01T00:00:00+08:00"),
-                ends_at: at("2026-08-01T00:00:00+08:00"),
-                revision: 1,
-                items: vec![
-                    item(P1, "中心静脉导管", &self.m1),
-                    item(P2, "输液器", &self.m2),
-                ],
-                published_at: at("2025-07-20T09:00:00+08:00"),
-            },
-        )
-        .await;
-        // Hospital A × P1: D1 until 2026-01-10, then D2.
-        let (r1, r2) = (RelationId::new(), RelationId::new());
-        let rel = |id, d: &Actor, from: &str| RelationActivated {
-            relation: id,
-            period: PeriodId::new(),
-            hospital: self.a.org,
-            hospital_region: self.a.region,
-            national_code: nc(P1),
-            manufacturer: self.m1.org,
-            distributor: d.org,
-            valid_from: at(from),
-            valid_to: None,
-            replaces: None,
-            activated_at: at(from),
-        };
-        w.publish(
-            EventId::new(),
-            &rel(r1, &self.d1, "2025-08-01T00:00:00+08:00"),
-        )
-        .await;
-        w.publish(
-            EventId::new(),
-            &RelationEnded {
-                relation: r1,
-                period: PeriodId::new(),
-                hospital: self.a.org,
-                hospital_region: self.a.region,
-                national_code: nc(P1),
-                manufacturer: self.m1.org,
-                distributor: self.d1.org,
-                valid_from: at("2025-08-01T00:00:00+08:00"),
-                valid_to: at("2026-01-10T00:00:00+08:00"),
-                reason: "change".into(),
-                replaced_by: Some(r2),
-                ended_at: at("2026-01-09T10:00:00+08:00"),
-            },
-        )
-        .await;
-        w.publish(
-            EventId::new(),
-            &rel(r2, &self.d2, "2026-01-10T00:00:00+08:00"),
-        )
-        .await;
-        w.wait_count("SELECT count(*) FROM orgs", 10).await;
-        w.wait_count("SELECT count(*) FROM supply_items", 2).await;
-        w.wait_count(
-            "SELECT count(*) FROM relations WHERE valid_to IS NOT NULL",
-            1,
-        )
-        .await;
-        w.wait_count("SELECT count(*) FROM relations", 2).await;
-    }
-
-    fn filing(&self, code: &str, t: IssueType, occurred: &str) -> FileIssue {
-        FileIssue {
-            national_code: nc(code),
-            quantity: 20,
-            issue_type: t,
-            occurred_at: at(occurred),
-            impact_scope: "心内科手术排期".into(),
-            statement: "已盖章情况说明".into(),
-            evidence: vec![],
-        }
-    }
-}
-
-fn recipients(v: &IssueView, role: RecipientRole) -> Vec<OrgId> {
-    v.recipients
-        .iter()
-        .filter(|r| r.role == role)
-        .map(|r| r.org)
-        .collect()
-}
+use vbp_kernel::{Actor, OrgId, OrgKind};
 
 #[tokio::test]
 async fn filing_dispatches_to_the_manufacturer_the_distributor_at_the_occurrence_and_the_bureau() {
@@ -278,10 +98,9 @@ async fn filing_dispatches_to_the_manufacturer_the_distributor_at_the_occurrence
     // Errors name the field and change nothing.
     let before = w.count("SELECT count(*) FROM issues").await;
     let mut f = cast.filing(P1, IssueType::LateDelivery, "2026-01-15T10:00:00+08:00");
-    f.evidence = vec![serde_json::json!({"name": "a.pdf"})];
+    f.evidence = vec![EvidenceId::new()];
     let e = w.err::<IssueFile>(&cast.a, &f).await;
-    assert_eq!(e.body().status, 501);
-    assert_eq!(e.body().code, "evidence_not_supported");
+    assert_eq!(e.body().field.as_deref(), Some("evidence"), "{e:?}");
     let e = w
         .err::<IssueFile>(
             &cast.a,
@@ -327,6 +146,12 @@ async fn filing_dispatches_to_the_manufacturer_the_distributor_at_the_occurrence
     assert!(list(&cast.jiujiang).await.is_empty());
     assert_eq!(list(&cast.b).await, vec![county.issue]);
     assert_eq!(list(&cast.province).await.len(), 4);
+    assert_eq!(list(&operator()).await.len(), 4);
+    assert!(
+        list(&actor(OrgKind::Integrator, OrgId::new(), "360000"))
+            .await
+            .is_empty()
+    );
     let e = w
         .err::<IssueGet>(&cast.m2, &GetIssue { issue: early.issue })
         .await;
@@ -342,6 +167,8 @@ async fn filing_dispatches_to_the_manufacturer_the_distributor_at_the_occurrence
             &cast.province,
             &LedgerQuery {
                 by: LedgerGrouping::Enterprise,
+                from: None,
+                to: None,
             },
         )
         .await;
@@ -357,6 +184,8 @@ async fn filing_dispatches_to_the_manufacturer_the_distributor_at_the_occurrence
             &cast.m2,
             &LedgerQuery {
                 by: LedgerGrouping::Enterprise,
+                from: None,
+                to: None,
             },
         )
         .await;
@@ -367,6 +196,8 @@ async fn filing_dispatches_to_the_manufacturer_the_distributor_at_the_occurrence
             &cast.jiujiang,
             &LedgerQuery {
                 by: LedgerGrouping::Region,
+                from: None,
+                to: None,
             },
         )
         .await;
@@ -433,6 +264,8 @@ async fn the_spring_festival_example_enterprise_due_end_of_feb_24_overdue_not_be
             &cast.province,
             &LedgerQuery {
                 by: LedgerGrouping::Hospital,
+                from: None,
+                to: None,
             },
         )
         .await;

@@ -18,6 +18,13 @@ pub struct Settings {
     /// How far in the future an integrator's business time may lie (clock
     /// skew), in seconds; default 300.
     pub max_future_skew_secs: Option<i64>,
+    /// Shortage mode: the most one order line may carry of a product a
+    /// bureau flagged short, when the flag names no cap of its own. Unset:
+    /// every flag must name its cap.
+    pub shortage_line_cap: Option<i64>,
+    /// Largest base64 text of an exported file (an RPC reply must fit the
+    /// broker's max payload); default 960 KiB.
+    pub max_export_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +49,17 @@ impl Settings {
                 });
             }
         }
+        if self.shortage_line_cap.is_some_and(|c| c < 1) {
+            return Err(Invalid {
+                field: "orders.shortage_line_cap".into(),
+                rule: "a cap per order line is at least 1".into(),
+            });
+        }
         Ok(())
+    }
+
+    pub fn export_limit(&self) -> usize {
+        self.max_export_bytes.unwrap_or(960 * 1024)
     }
 
     pub fn skew(&self) -> Duration {
@@ -137,6 +154,17 @@ pub fn region_from_i32(v: i32) -> RegionCode {
     RegionCode::parse(&format!("{v:06}")).unwrap_or(RegionCode::NATIONAL)
 }
 
+/// Shortage mode's rule for one order line: a line above the cap is
+/// capped (not split): the order carries `cap` and remembers what was asked,
+/// so no single large order empties a short product and the hospital may
+/// order again once others are served. Returns (quantity, requested).
+pub fn cap_line(quantity: i64, cap: Option<i64>) -> (i64, Option<i64>) {
+    match cap {
+        Some(c) if quantity > c => (c, Some(quantity)),
+        _ => (quantity, None),
+    }
+}
+
 /// A non-empty reason of at most 500 characters.
 pub fn reason(field: &str, text: Option<&str>) -> Result<String, Invalid> {
     let t = text.map(str::trim).unwrap_or_default();
@@ -193,12 +221,27 @@ mod tests {
     fn most_specific_region_terms_win() {
         let s = Settings {
             payment_days: [("430000".to_owned(), 30), ("430100".to_owned(), 20)].into(),
-            max_future_skew_secs: None,
+            ..Settings::default()
         };
         assert_eq!(s.days_for("430102".parse().unwrap()), Some(20));
         assert_eq!(s.days_for("430900".parse().unwrap()), Some(30));
         assert_eq!(s.days_for("210902".parse().unwrap()), None);
         assert!(s.validate().is_ok());
+        let zero_cap = Settings {
+            shortage_line_cap: Some(0),
+            ..Settings::default()
+        };
+        assert_eq!(
+            zero_cap.validate().unwrap_err().field,
+            "orders.shortage_line_cap"
+        );
+    }
+
+    #[test]
+    fn shortage_caps_large_lines_and_keeps_what_was_asked() {
+        assert_eq!(cap_line(500, Some(50)), (50, Some(500)));
+        assert_eq!(cap_line(50, Some(50)), (50, None));
+        assert_eq!(cap_line(7, None), (7, None));
     }
 
     #[test]

@@ -11,14 +11,17 @@
 pub mod api;
 pub mod consumers;
 pub mod domain;
+pub mod figures;
 pub mod ingest;
 pub mod store;
 pub mod timers;
+pub mod volumes;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use vbp_bus::{ConsumerSpec, Context, RpcError, RpcServer};
+use vbp_contracts::agreements::AgreedVolumeSet;
 use vbp_contracts::agreements::{OrgRegistered, OrgUpdated, PeriodOpened, SupplyListPublished};
 use vbp_contracts::distribution::{RelationActivated, RelationChanged, RelationEnded};
 use vbp_contracts::orders as c;
@@ -44,6 +47,7 @@ where
 
 /// Every operation of [`vbp_contracts::orders::OPERATIONS`].
 pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
+    use api::shortage as sh;
     use api::{orders as o, queries as q, settlement as s};
     let rpc = op::<c::OrderPlace, _, _>(rpc, svc, o::order_place);
     let rpc = op::<c::OrderRespond, _, _>(rpc, svc, o::order_respond);
@@ -56,6 +60,15 @@ pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
     let rpc = op::<c::OrderGet, _, _>(rpc, svc, q::order_get);
     let rpc = op::<c::OrderListOp, _, _>(rpc, svc, q::order_list);
     let rpc = op::<c::IngestRejectionListOp, _, _>(rpc, svc, q::ingest_rejection_list);
+    let rpc = op::<c::AcceptanceListOp, _, _>(rpc, svc, q::acceptance_list);
+    let rpc = op::<c::RatesExport, _, _>(rpc, svc, q::rates_export);
+    let rpc = op::<c::SettlementMoveOffline, _, _>(rpc, svc, s::settlement_move_offline);
+    let rpc = op::<c::OfflineSettlementListOp, _, _>(rpc, svc, s::offline_settlement_list);
+    let rpc = op::<c::ShortageFlag, _, _>(rpc, svc, sh::shortage_flag);
+    let rpc = op::<c::ShortageLift, _, _>(rpc, svc, sh::shortage_lift);
+    let rpc = op::<c::ShortageListOp, _, _>(rpc, svc, sh::shortage_list);
+    let rpc = op::<c::SubstituteRecord, _, _>(rpc, svc, sh::substitute_record);
+    let rpc = op::<c::SubstituteListOp, _, _>(rpc, svc, sh::substitute_list);
     op::<c::RatesGet, _, _>(rpc, svc, q::rates_get)
 }
 
@@ -63,6 +76,10 @@ pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
 pub async fn run(platform: Platform) -> anyhow::Result<()> {
     let settings: domain::Settings = platform.config.section("orders")?;
     settings
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration {}: {}", e.field, e.rule))?;
+    let ingest_settings: ingest::IngestSettings = platform.config.section("orders")?;
+    ingest_settings
         .validate()
         .map_err(|e| anyhow::anyhow!("invalid configuration {}: {}", e.field, e.rule))?;
     let host = ServiceHost::start(&platform, SERVICE, migrator()).await?;
@@ -78,34 +95,50 @@ pub async fn run(platform: Platform) -> anyhow::Result<()> {
     let ns = &platform.ns;
     let mut ingest_spec = ConsumerSpec::new("ingest", ingest_stream, vec![ns.ingest_all()]);
     ingest_spec.ingest = true;
-    host.rpc(|rpc| routes(rpc, &svc))
-        .timer(timers::PAYMENT_DUE_TIMER, timers::PaymentDue(svc.clone()))
-        .consumer(
-            ConsumerSpec::new(
-                "directory",
-                agreements_stream,
-                vec![
-                    OrgRegistered::subject(ns),
-                    OrgUpdated::subject(ns),
-                    PeriodOpened::subject(ns),
-                    SupplyListPublished::subject(ns),
-                ],
-            ),
-            consumers::Directory,
-        )
-        .consumer(
-            ConsumerSpec::new(
-                "relations",
-                distribution_stream,
-                vec![
-                    RelationActivated::subject(ns),
-                    RelationEnded::subject(ns),
-                    RelationChanged::subject(ns),
-                ],
-            ),
-            consumers::Relations,
-        )
-        .consumer(ingest_spec, ingest::Ingest(svc.clone()))
-        .run()
-        .await
+    ingest_spec.batch_mode = ingest_settings.ingest_batch_mode;
+    let ingest_handler = ingest::Ingest::new(svc.clone(), ingest_settings);
+    host.rpc(|rpc| {
+        vbp_platform::reconcile::route(routes(rpc, &svc), svc.pool.clone(), figures::read)
+    })
+    .timer(timers::PAYMENT_DUE_TIMER, timers::PaymentDue(svc.clone()))
+    .consumer(
+        ConsumerSpec::new(
+            "directory",
+            agreements_stream,
+            vec![
+                OrgRegistered::subject(ns),
+                OrgUpdated::subject(ns),
+                PeriodOpened::subject(ns),
+                SupplyListPublished::subject(ns),
+            ],
+        ),
+        consumers::Directory,
+    )
+    .consumer(
+        ConsumerSpec::new(
+            "relations",
+            distribution_stream,
+            vec![
+                RelationActivated::subject(ns),
+                RelationEnded::subject(ns),
+                RelationChanged::subject(ns),
+            ],
+        ),
+        consumers::Relations,
+    )
+    .consumer(
+        ConsumerSpec::new(
+            "agreed-volumes",
+            platform.ensure_event_stream(Service::Agreements).await?,
+            vec![AgreedVolumeSet::subject(ns)],
+        ),
+        volumes::AgreedVolumes,
+    )
+    .timer(
+        ingest::pending::PENDING_TIMER,
+        ingest::pending::Expired(ingest_handler.clone()),
+    )
+    .consumer(ingest_spec, ingest_handler)
+    .run()
+    .await
 }

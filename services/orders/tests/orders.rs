@@ -445,6 +445,7 @@ async fn lifecycle_through_rpc_publishes_the_acceptance_agreements_needs() {
         amount_fen: Money::from_fen(amount),
         channel: SettlementChannel::Online,
         reason: None,
+        paid_on: None,
     };
     let e = w.err::<SettlementPay>(&cast.hospital, &pay(1)).await;
     assert_eq!(e.0.code, "invalid_transition");
@@ -508,105 +509,6 @@ async fn lifecycle_through_rpc_publishes_the_acceptance_agreements_needs() {
         )
         .await;
     assert_eq!(listed.items.len(), 1);
-}
-
-#[tokio::test]
-async fn integrator_receipt_and_acceptance_apply_once() {
-    let w = World::start().await;
-    let cast = Cast::new();
-    cast.publish(&w).await;
-    let body = placed(
-        &cast,
-        "PO-9",
-        json!([{"national_code": P1, "quantity": 4, "unit_price_fen": PRICE1}]),
-    );
-    w.ingest(
-        &cast.integrator,
-        "order_placed",
-        &body,
-        msg_id(&cast, "PO-9"),
-    )
-    .await;
-    let ev = w
-        .published("orders.order.placed", |v| v["external_id"] == "PO-9")
-        .await;
-    let order: OrderId = serde_json::from_value(ev["order"].clone()).unwrap();
-    w.ok::<OrderRespond>(
-        &cast.d1,
-        &RespondOrder {
-            order,
-            response: OrderResponse::Accepted,
-            lines: vec![],
-            reason: None,
-        },
-    )
-    .await;
-    ship(&w, &cast, order, "SH-1", 4, 0).await;
-
-    // Received for an unknown shipment: rejected; then the right one, twice.
-    let recv = |ext: &str, no: &str| {
-        json!({"external_id": ext, "order_external_id": "PO-9", "shipment_no": no,
-               "received_at": "2024-09-10T08:50:00+08:00"})
-    };
-    w.ingest(
-        &cast.integrator,
-        "order_received",
-        &recv("RC-0", "NOPE"),
-        msg_id(&cast, "RC-0"),
-    )
-    .await;
-    assert_eq!(rejection(&w, "RC-0").await["field"], "shipment_no");
-    for _ in 0..2 {
-        w.ingest(
-            &cast.integrator,
-            "order_received",
-            &recv("RC-1", "SH-1"),
-            msg_id(&cast, "RC-1"),
-        )
-        .await;
-    }
-    let acc = json!({"external_id": "AC-1", "order_external_id": "PO-9",
-        "accepted_at": "2024-12-15T09:00:00+08:00",
-        "lines": [{"national_code": P1, "accepted_quantity": 4, "rejected_quantity": 0}]});
-    w.set_clock("2024-12-15T10:00:00+08:00");
-    w.ingest(
-        &cast.integrator,
-        "order_accepted",
-        &acc,
-        msg_id(&cast, "AC-1"),
-    )
-    .await;
-    w.ingest(&cast.integrator, "order_accepted", &acc, None)
-        .await;
-    let ev = w.published("orders.receipt.accepted", |_| true).await;
-    assert_eq!(ev["source"], "integrator");
-    assert_eq!(ev["amount_fen"], 4 * PRICE1);
-    assert_eq!(ev["payment_due_at"], "2025-01-31T16:00:00Z");
-    // A second acceptance for more than received: rejected.
-    let more = json!({"external_id": "AC-2", "order_external_id": "PO-9",
-        "accepted_at": "2024-12-15T09:30:00+08:00",
-        "lines": [{"national_code": P1, "accepted_quantity": 1, "rejected_quantity": 0}]});
-    w.ingest(
-        &cast.integrator,
-        "order_accepted",
-        &more,
-        msg_id(&cast, "AC-2"),
-    )
-    .await;
-    assert_eq!(
-        rejection(&w, "AC-2").await["field"],
-        "lines[0].accepted_quantity"
-    );
-    w.wait_count("SELECT count(*) FROM ingest_messages", 5)
-        .await;
-    assert_eq!(w.count("SELECT count(*) FROM acceptances").await, 1);
-    assert_eq!(
-        w.count("SELECT count(*) FROM shipments WHERE received_at IS NOT NULL")
-            .await,
-        1
-    );
-    assert_eq!(w.seen_of("orders.receipt.received").len(), 1);
-    assert_eq!(w.seen_of("orders.receipt.accepted").len(), 1);
 }
 
 async fn accepted(w: &World, cast: &Cast, q1: i64) -> AcceptanceView {
@@ -680,6 +582,7 @@ async fn invoice_and_pay(
             amount_fen: a.amount_fen,
             channel: ch,
             reason: None,
+            paid_on: None,
         },
     )
     .await;

@@ -26,9 +26,9 @@ pub struct Svc {
 
 pub type Shared = Arc<Svc>;
 
-type R<T> = Result<T, RpcError>;
+pub(crate) type R<T> = Result<T, RpcError>;
 
-fn actor(ctx: &Context) -> R<&Actor> {
+pub(crate) fn actor(ctx: &Context) -> R<&Actor> {
     ctx.actor
         .as_ref()
         .ok_or_else(|| RpcError::forbidden("an authenticated actor is required"))
@@ -36,7 +36,7 @@ fn actor(ctx: &Context) -> R<&Actor> {
 
 /// What an actor may see: operator all, bureau its region subtree,
 /// hospital its own ledgers, anyone else nothing.
-fn scope_of(a: &Actor) -> Scope {
+pub(crate) fn scope_of(a: &Actor) -> Scope {
     let nil = uuid::Uuid::nil();
     match a.org_kind {
         OrgKind::Operator => Scope {
@@ -69,8 +69,13 @@ fn scope_of(a: &Actor) -> Scope {
     }
 }
 
-fn beijing_date(t: DateTime<Utc>) -> NaiveDate {
+pub(crate) fn beijing_date(t: DateTime<Utc>) -> NaiveDate {
     (t + Duration::hours(8)).date_naive()
+}
+
+/// The first instant of a Beijing date.
+fn beijing_start(d: NaiveDate) -> DateTime<Utc> {
+    d.and_time(chrono::NaiveTime::MIN).and_utc() - Duration::hours(8)
 }
 
 fn not_found(id: LedgerId) -> RpcError {
@@ -150,12 +155,64 @@ pub async fn ledger_list(svc: Shared, ctx: Context, req: ListLedgers) -> R<Ledge
 pub async fn region_summary(svc: Shared, ctx: Context, req: SummariseRegions) -> R<RegionSummary> {
     let a = actor(&ctx)?;
     let mut conn = svc.pool.acquire().await?;
-    let rows = store::summary(&mut conn, &scope_of(a), req.period.map(|p| p.as_uuid())).await?;
-    let reconciled = rows.iter().all(|r| {
-        r.disbursed_fen.fen() - r.offset_fen.fen() - r.deducted_fen.fen() + r.adjustment_fen.fen()
-            == r.balance_fen.fen()
-    });
-    Ok(RegionSummary { rows, reconciled })
+    summarise(&mut conn, a, req.period).await
+}
+
+/// The summary rows, their total and the per-ledger check.
+pub(crate) async fn summarise(
+    conn: &mut sqlx::PgConnection,
+    a: &Actor,
+    period: Option<PeriodId>,
+) -> R<RegionSummary> {
+    let scope = scope_of(a);
+    let period = period.map(|p| p.as_uuid());
+    let rows = store::summary(conn, &scope, period).await?;
+    let unreconciled = store::unreconciled(conn, &scope, period).await?;
+    let total = totals(&rows)?;
+    let holds = |d: Money, o: Money, x: Money, adj: Money, b: Money| {
+        d.fen() - o.fen() - x.fen() + adj.fen() == b.fen()
+    };
+    let reconciled = unreconciled.is_empty()
+        && rows.iter().all(|r| {
+            holds(
+                r.disbursed_fen,
+                r.offset_fen,
+                r.deducted_fen,
+                r.adjustment_fen,
+                r.balance_fen,
+            )
+        })
+        && holds(
+            total.disbursed_fen,
+            total.offset_fen,
+            total.deducted_fen,
+            total.adjustment_fen,
+            total.balance_fen,
+        );
+    Ok(RegionSummary {
+        rows,
+        total,
+        unreconciled,
+        reconciled,
+    })
+}
+
+fn totals(rows: &[RegionSummaryRow]) -> R<SummaryTotals> {
+    let sum = |f: fn(&RegionSummaryRow) -> Money| {
+        Money::checked_sum(rows.iter().map(f))
+            .ok_or_else(|| RpcError::internal("summary totals overflow"))
+    };
+    Ok(SummaryTotals {
+        ledgers: rows.iter().map(|r| r.ledgers).sum(),
+        blocked: rows.iter().map(|r| r.blocked).sum(),
+        agreed_amount_fen: sum(|r| r.agreed_amount_fen)?,
+        amount_fen: sum(|r| r.amount_fen)?,
+        disbursed_fen: sum(|r| r.disbursed_fen)?,
+        offset_fen: sum(|r| r.offset_fen)?,
+        deducted_fen: sum(|r| r.deducted_fen)?,
+        adjustment_fen: sum(|r| r.adjustment_fen)?,
+        balance_fen: sum(|r| r.balance_fen)?,
+    })
 }
 
 pub async fn ledger_approve(svc: Shared, ctx: Context, req: ApproveLedger) -> R<LedgerView> {
@@ -171,17 +228,41 @@ pub async fn ledger_approve(svc: Shared, ctx: Context, req: ApproveLedger) -> R<
             "a prepayment of 0 fen cannot be approved (no effective agreed amount)",
         ));
     }
+    let today = beijing_date(now);
+    let approved_on = req.approved_on.unwrap_or(today);
+    if approved_on > today {
+        return Err(RpcError::invalid(
+            "approved_on",
+            format!("approved_on {approved_on} is after today ({today}, Beijing)"),
+        ));
+    }
+    if let Some(p) = store::get_period(&mut tx, l.period).await?
+        && approved_on < beijing_date(p.starts_at)
+    {
+        return Err(RpcError::invalid(
+            "approved_on",
+            format!(
+                "approved_on {approved_on} is before the period's first day {}",
+                beijing_date(p.starts_at)
+            ),
+        ));
+    }
     let n = svc.settings.disburse_within_working_days;
     let disburse_by = if n > 0 {
-        Some(svc.calendar.deadline(now, n).map_err(|e| {
-            RpcError::internal(format!("prepayment.disburse_within_working_days: {e}"))
-        })?)
+        Some(
+            svc.calendar
+                .deadline(beijing_start(approved_on), n)
+                .map_err(|e| {
+                    RpcError::internal(format!("prepayment.disburse_within_working_days: {e}"))
+                })?,
+        )
     } else {
         None
     };
     l.state = LedgerState::Approved.as_str().to_owned();
     l.approved_by = Some(a.org.as_uuid());
     l.approved_at = Some(now);
+    l.approved_on = Some(approved_on);
     l.disburse_by = disburse_by;
     store::save_ledger(&mut tx, &l, now).await?;
     if let Some(due) = disburse_by {
@@ -207,6 +288,7 @@ pub async fn ledger_approve(svc: Shared, ctx: Context, req: ApproveLedger) -> R<
                 period: PeriodId::from_uuid(l.period),
                 amount_fen: Money::from_fen(l.amount_fen),
                 approved_by: a.org,
+                approved_on: Some(approved_on),
                 disburse_by,
                 approved_at: now,
             },
@@ -244,15 +326,14 @@ pub async fn ledger_disburse(svc: Shared, ctx: Context, req: DisburseLedger) -> 
     let mut l = visible_locked(&mut tx, a, req.ledger).await?;
     require_approver(&svc, a, &l, "record this disbursement")?;
     transition(&l, LedgerState::Approved, "disbursed")?;
-    if let Some(approved) = l.approved_at
-        && req.disbursed_on < beijing_date(approved)
+    if let Some(approved) = l.approved_on.or(l.approved_at.map(beijing_date))
+        && req.disbursed_on < approved
     {
         return Err(RpcError::invalid(
             "disbursed_on",
             format!(
-                "disbursed_on {} is before the approval on {}",
-                req.disbursed_on,
-                beijing_date(approved)
+                "disbursed_on {} is before the approval on {approved}",
+                req.disbursed_on
             ),
         ));
     }
@@ -332,29 +413,65 @@ pub async fn ledger_recalculate(
     let now = svc.clock.now();
     let (lo, hi) = region_range(req.region);
     let mut tx = svc.pool.begin().await?;
-    let keys = store::open_ledger_keys(&mut tx, lo, hi, req.period.map(|p| p.as_uuid())).await?;
-    if keys.len() as i64 > MAX_RECALCULATION {
+    let open = store::count_open_ledgers(&mut tx, lo, hi, req.period.map(|p| p.as_uuid())).await?;
+    if open > MAX_RECALCULATION {
         return Err(RpcError::invalid(
             "region",
-            format!("more than {MAX_RECALCULATION} ledgers; recalculate per period"),
+            format!("{open} ledgers, more than {MAX_RECALCULATION}; recalculate per period"),
         ));
     }
     let cause = format!(
         "rpc prepayment.ledger_recalculate by {} (org {}) for region {}",
         a.sub, a.org, req.region
     );
-    let mut changed = 0;
-    for key in &keys {
-        if ledger::recalculate(&mut tx, &svc, &ctx, *key, &cause, now)
-            .await
-            .map_err(|e| RpcError::conflict("recalculation_failed", e.to_string()))?
-        {
-            changed += 1;
-        }
-    }
+    let done = ledger::recalculate_region(&mut tx, &svc, &ctx, req.region, req.period, &cause, now)
+        .await
+        .map_err(|e| RpcError::conflict("recalculation_failed", e.to_string()))?;
     tx.commit().await?;
     Ok(RecalculationResult {
-        ledgers: keys.len() as i64,
-        changed,
+        ledgers: done.ledgers,
+        changed: done.changed,
+    })
+}
+
+pub async fn period_close(svc: Shared, ctx: Context, req: ClosePeriod) -> R<PeriodClosed> {
+    let a = actor(&ctx)?;
+    let allowed = match a.org_kind {
+        OrgKind::Operator => true,
+        OrgKind::Bureau => a.region.level() == vbp_kernel::RegionLevel::Province,
+        _ => false,
+    };
+    if !allowed {
+        return Err(RpcError::forbidden(
+            "only the operator or a province bureau may close a prepayment period",
+        ));
+    }
+    let now = svc.clock.now();
+    let mut tx = svc.pool.begin().await?;
+    let p = store::get_period(&mut tx, req.period.as_uuid())
+        .await?
+        .ok_or_else(|| {
+            RpcError::not_found(format!(
+                "period {} is not known to the prepayment service",
+                req.period
+            ))
+        })?;
+    if now < p.ends_at {
+        return Err(RpcError::invalid(
+            "period",
+            format!(
+                "period {} ends at {}; it can be closed only after it ends",
+                req.period, p.ends_at
+            ),
+        ));
+    }
+    let done = ledger::close_period(&mut tx, &svc, &ctx, p.id, now)
+        .await
+        .map_err(|e| RpcError::conflict("close_failed", e.to_string()))?;
+    tx.commit().await?;
+    Ok(PeriodClosed {
+        period: req.period,
+        closed: done.closed,
+        deducted: done.deducted,
     })
 }

@@ -25,6 +25,7 @@ async fn period(
     conn: &mut PgConnection,
     row: PeriodRow,
     msg: &Incoming,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), HandlerError> {
     if row.starts_at >= row.ends_at {
         return Err(HandlerError::permanent(format!(
@@ -33,6 +34,14 @@ async fn period(
         )));
     }
     store::upsert_period(conn, &row).await?;
+    if row.ends_at <= now {
+        // A period learned of after it ended is history being loaded: its
+        // approvals and disbursements are still to be recorded, so closing
+        // it at once would refuse them. It closes by `period_close`.
+        tracing::info!(period = %row.id, ends_at = %row.ends_at,
+            "period already ended when projected; left open until prepayment.period_close");
+        return Ok(());
+    }
     timers::arm_close(
         conn,
         vbp_contracts::agreements::PeriodId::from_uuid(row.id),
@@ -56,7 +65,7 @@ impl Handler for Agreements {
                 starts_at: ev.starts_at,
                 ends_at: ev.ends_at,
             };
-            period(conn, row, msg).await?;
+            period(conn, row, msg, self.0.clock.now()).await?;
         } else if t == SupplyListPublished::event_type() {
             let ev: SupplyListPublished = msg.json()?;
             let row = PeriodRow {
@@ -67,7 +76,7 @@ impl Handler for Agreements {
                 starts_at: ev.starts_at,
                 ends_at: ev.ends_at,
             };
-            period(conn, row, msg).await?;
+            period(conn, row, msg, self.0.clock.now()).await?;
         } else if t == AgreementStateChanged::event_type() {
             let ev: AgreementStateChanged = msg.json()?;
             match ev.state {

@@ -59,6 +59,9 @@ pub struct Settings {
     /// A hospital that left an unrecovered balance at a period's close gets
     /// no prepayment in the next period.
     pub block_after_unrecovered: bool,
+    /// Largest base64 text of an exported file; an RPC reply must fit the
+    /// broker's max payload (1 MiB by default).
+    pub max_export_bytes: usize,
 }
 
 impl Default for Settings {
@@ -70,6 +73,7 @@ impl Default for Settings {
             disburse_within_working_days: 15,
             offset_rule: OffsetRule::Proportional,
             block_after_unrecovered: true,
+            max_export_bytes: 960 * 1024,
         }
     }
 }
@@ -257,40 +261,37 @@ mod tests {
         assert_eq!(offset(OffsetRule::OneToOne, m(10_001), b, m(0)), m(0));
     }
 
-    /// Property (deterministic pseudo-random sequences, no extra crates):
-    /// under either rule the balance never goes below zero and
-    /// disbursed − Σ offsets = balance.
-    #[test]
-    fn random_settlement_sequences_never_overdraw() {
-        let mut seed: u64 = 0x5eed_1234;
-        let mut next = |m: u64| {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) % m
-        };
-        for case in 0..500 {
-            let rule = if case % 2 == 0 {
-                OffsetRule::OneToOne
-            } else {
-                OffsetRule::Proportional
-            };
-            let ratio = BasisPoints::new(1 + next(10_000) as u32).unwrap();
-            let agreed = Money::from_fen(next(50_000_000) as i64);
-            let disbursed = prepayment(agreed, ratio).unwrap();
+    proptest::proptest! {
+        /// Under either rule an offset never overdraws the balance, and
+        /// disbursed − Σ offsets = balance; the prepayment is the exact
+        /// half-up rounding of agreed × ratio.
+        #[test]
+        fn settlement_sequences_never_overdraw(
+            one_to_one in proptest::bool::ANY,
+            ratio_bp in 1u32..=10_000,
+            agreed in 0i64..50_000_000_000,
+            settled in proptest::collection::vec(0i64..5_000_000_000, 0..40),
+        ) {
+            let rule = if one_to_one { OffsetRule::OneToOne } else { OffsetRule::Proportional };
+            let ratio = BasisPoints::new(ratio_bp).unwrap();
+            let disbursed = prepayment(Money::from_fen(agreed), ratio).unwrap();
+            let exact = agreed as i128 * ratio_bp as i128;
+            proptest::prop_assert_eq!(disbursed.fen() as i128, (exact + 5_000) / 10_000);
             let mut balance = disbursed;
             let mut recovered = 0i64;
-            for _ in 0..next(40) {
-                let o = offset(
-                    rule,
-                    Money::from_fen(next(5_000_000) as i64),
-                    ratio,
-                    balance,
-                );
-                assert!(o.fen() >= 0 && o.fen() <= balance.fen().max(0));
+            let mut wanted = 0i64;
+            for s in settled {
+                let o = offset(rule, Money::from_fen(s), ratio, balance);
+                proptest::prop_assert!(o.fen() >= 0 && o.fen() <= balance.fen());
                 balance = Money::from_fen(balance.fen() - o.fen());
                 recovered += o.fen();
-                assert!(balance.fen() >= 0, "case {case}: balance {balance}");
+                wanted += match rule {
+                    OffsetRule::OneToOne => s,
+                    OffsetRule::Proportional => Money::from_fen(s).apply_ratio(ratio).unwrap().fen(),
+                };
             }
-            assert_eq!(disbursed.fen() - recovered, balance.fen());
+            proptest::prop_assert_eq!(disbursed.fen() - recovered, balance.fen());
+            proptest::prop_assert_eq!(recovered, wanted.min(disbursed.fen()));
         }
     }
 

@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 use vbp_bus::{Context, HandlerError};
-use vbp_contracts::agreements::{PeriodId, ProjectId};
+use vbp_contracts::agreements::{AgreementId, PeriodId, ProjectId};
 use vbp_contracts::orders::SettlementPaid;
 use vbp_contracts::prepayment::{
-    EntryId, EntryKind, LedgerId, LedgerState, PrepaymentBlocked, PrepaymentCalculated,
-    PrepaymentDeducted, PrepaymentDisbursementOverdue, PrepaymentOffsetRecorded,
+    CalculationInput, EntryId, EntryKind, LedgerId, LedgerState, PrepaymentBlocked,
+    PrepaymentCalculated, PrepaymentDeducted, PrepaymentDisbursementOverdue,
+    PrepaymentOffsetRecorded,
 };
 use vbp_kernel::{EventId, Money, OrgId, RegionCode};
 
@@ -165,6 +166,7 @@ pub async fn recalculate(
                 balance_fen: 0,
                 created_at: now,
                 updated_at: now,
+                approved_on: None,
             };
             if !store::insert_ledger(conn, &l).await? {
                 return Err(HandlerError::transient(
@@ -206,7 +208,9 @@ pub async fn recalculate(
                     l.state = LedgerState::Calculated.as_str().to_owned();
                     l.approved_by = None;
                     l.approved_at = None;
+                    l.approved_on = None;
                     l.disburse_by = None;
+                    l.late = false;
                     vbp_bus::timers::cancel(conn, OVERDUE_TIMER, &l.id.to_string()).await?;
                 }
                 _ => {}
@@ -253,6 +257,7 @@ pub async fn offset(
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
     let period = known_period(conn, ev.period.as_uuid()).await?;
+    store::record_settlement(conn, ev, event).await?;
     let Some(l) =
         store::lock_ledger_by_key(conn, ev.hospital.as_uuid(), period.project, period.id).await?
     else {
@@ -313,20 +318,29 @@ pub async fn offset(
     Ok(())
 }
 
+/// What closing a period did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Closed {
+    pub closed: i64,
+    pub deducted: i64,
+}
+
 /// Period end: every unrecovered balance becomes a deduction (冲减); ledgers
 /// close; the same hospitals' ledgers of the next period are blocked.
+/// Closed ledgers are left alone, so closing again only picks up ledgers
+/// calculated since.
 pub async fn close_period(
     conn: &mut PgConnection,
     svc: &Svc,
     ctx: &Context,
     period: Uuid,
     now: DateTime<Utc>,
-) -> Result<usize, HandlerError> {
+) -> Result<Closed, HandlerError> {
     let p = store::get_period(conn, period)
         .await?
         .ok_or_else(|| HandlerError::permanent(format!("period {period} is not projected")))?;
     let next = store::period_numbered(conn, p.project, p.number + 1).await?;
-    let mut deducted = 0;
+    let mut done = Closed::default();
     for mut l in store::lock_period_ledgers(conn, period).await? {
         match l.state() {
             LedgerState::Closed | LedgerState::Blocked => continue,
@@ -361,10 +375,11 @@ pub async fn close_period(
                         },
                     )
                     .await?;
-                deducted += 1;
+                done.deducted += 1;
             }
             _ => {}
         }
+        done.closed += 1;
         vbp_bus::timers::cancel(conn, OVERDUE_TIMER, &l.id.to_string()).await?;
         l.state = LedgerState::Closed.as_str().to_owned();
         store::save_ledger(conn, &l, now).await?;
@@ -375,7 +390,7 @@ pub async fn close_period(
             block_next(conn, svc, ctx, &l, next, now).await?;
         }
     }
-    Ok(deducted)
+    Ok(done)
 }
 
 async fn block_next(
@@ -438,4 +453,110 @@ pub async fn flag_overdue(
         )
         .await?;
     Ok(true)
+}
+
+/// What a region's recalculation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionRecalculation {
+    pub ledgers: i64,
+    pub changed: i64,
+}
+
+/// Recalculates every not-closed ledger of hospitals in `region` (optionally
+/// of one period) with the same rules as [`recalculate`], set-based: one
+/// read of all figures and inputs, then one write per table for every
+/// changed ledger, so a province of hundreds of thousands of agreement lines
+/// is one transaction of a few statements plus its events.
+pub async fn recalculate_region(
+    conn: &mut PgConnection,
+    svc: &Svc,
+    ctx: &Context,
+    region: RegionCode,
+    period: Option<PeriodId>,
+    cause: &str,
+    now: DateTime<Utc>,
+) -> Result<RegionRecalculation, HandlerError> {
+    let (lo, hi) = domain::region_range(region);
+    let rows = store::lock_for_recalculation(conn, lo, hi, period.map(|p| p.as_uuid())).await?;
+    let mut new = store::Recalculated::default();
+    let mut events = Vec::new();
+    let mut adjusted: (Vec<Uuid>, Vec<i64>) = (Vec::new(), Vec::new());
+    let mut unapproved = Vec::new();
+    for r in &rows {
+        let hospital_region = domain::region_from_i32(r.hospital_region);
+        let inputs: Vec<CalculationInput> = r
+            .agreement_ids
+            .iter()
+            .zip(&r.versions)
+            .zip(&r.amounts)
+            .map(|((id, version), amount)| CalculationInput {
+                agreement: AgreementId::from_uuid(*id),
+                version: *version,
+                agreed_amount_fen: Money::from_fen(*amount),
+            })
+            .collect();
+        let agreed = Money::checked_sum(inputs.iter().map(|i| i.agreed_amount_fen))
+            .ok_or_else(|| HandlerError::permanent("agreed_amount_fen: sum overflows"))?;
+        let (ratio, rule) = svc.settings.ratio_for(hospital_region, &r.project_code);
+        let amount = domain::prepayment(agreed, ratio)
+            .map_err(|e| HandlerError::permanent(format!("{}: {}", e.field, e.rule)))?;
+        if r.amount_fen == amount.fen()
+            && r.agreed_amount_fen == agreed.fen()
+            && r.ratio_bp == ratio.value() as i32
+        {
+            continue;
+        }
+        let diff = amount.fen() - r.amount_fen;
+        let state = LedgerState::parse(&r.state).unwrap_or(LedgerState::Calculated);
+        if state == LedgerState::Disbursed && diff != 0 {
+            adjusted.0.push(r.id);
+            adjusted.1.push(diff);
+        }
+        let unapprove = state == LedgerState::Approved;
+        if unapprove {
+            unapproved.push(r.id);
+        }
+        new.ids.push(r.id);
+        new.agreed.push(agreed.fen());
+        new.ratio_bp.push(ratio.value() as i32);
+        new.amount.push(amount.fen());
+        new.adjustment.push(diff);
+        new.rule.push(rule.clone());
+        new.inputs.push(
+            serde_json::to_string(&inputs)
+                .map_err(|e| HandlerError::permanent(format!("inputs: {e}")))?,
+        );
+        new.unapprove.push(unapprove);
+        events.push(PrepaymentCalculated {
+            ledger: LedgerId::from_uuid(r.id),
+            hospital: OrgId::from_uuid(r.hospital),
+            hospital_region,
+            project: ProjectId::from_uuid(r.project),
+            period: PeriodId::from_uuid(r.period),
+            agreed_amount_fen: agreed,
+            ratio,
+            amount_fen: amount,
+            adjustment_fen: Money::from_fen(diff),
+            inputs,
+            rule,
+            calculated_at: now,
+        });
+    }
+    store::save_recalculated(conn, &new, cause, now).await?;
+    if !adjusted.0.is_empty() {
+        store::append_adjustments(
+            conn,
+            &adjusted.0,
+            &adjusted.1,
+            &format!("recalculation: {cause}"),
+            now,
+        )
+        .await?;
+    }
+    store::cancel_timers(conn, OVERDUE_TIMER, &unapproved).await?;
+    store::append_events(conn, &svc.outbox, ctx, &events, svc.clock.now()).await?;
+    Ok(RegionRecalculation {
+        ledgers: rows.len() as i64,
+        changed: events.len() as i64,
+    })
 }

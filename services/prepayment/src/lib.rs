@@ -4,12 +4,14 @@
 //!
 //! It owns the Postgres schema `prepayment` and talks to other services only
 //! through NATS subjects (DESIGN §2–§3). Layers: [`domain`] (pure rules) ←
-//! [`store`] (sqlx) ← [`ledger`] (event-driven transitions), [`api`] (RPC
-//! handlers), [`consumers`] and [`timers`] ← [`run`].
+//! [`store`] (sqlx) ← [`ledger`] (event-driven transitions), [`api`] and
+//! [`exports`] (RPC handlers), [`consumers`] and [`timers`] ← [`run`].
 
 pub mod api;
 pub mod consumers;
 pub mod domain;
+pub mod exports;
+pub mod figures;
 pub mod ledger;
 pub mod store;
 pub mod timers;
@@ -48,7 +50,10 @@ pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
     let rpc = op::<c::LedgerApprove, _, _>(rpc, svc, api::ledger_approve);
     let rpc = op::<c::LedgerDisburse, _, _>(rpc, svc, api::ledger_disburse);
     let rpc = op::<c::RegionSummaryOp, _, _>(rpc, svc, api::region_summary);
-    op::<c::LedgerRecalculate, _, _>(rpc, svc, api::ledger_recalculate)
+    let rpc = op::<c::LedgerRecalculate, _, _>(rpc, svc, api::ledger_recalculate);
+    let rpc = op::<c::PeriodClose, _, _>(rpc, svc, api::period_close);
+    let rpc = op::<c::StatementExport, _, _>(rpc, svc, exports::statement_export);
+    op::<c::SummaryExport, _, _>(rpc, svc, exports::summary_export)
 }
 
 /// Runs the service until the platform shuts down.
@@ -68,29 +73,31 @@ pub async fn run(platform: Platform) -> anyhow::Result<()> {
         settings,
     });
     let ns = &platform.ns;
-    host.rpc(|rpc| routes(rpc, &svc))
-        .timer(ledger::OVERDUE_TIMER, timers::Overdue(svc.clone()))
-        .timer(ledger::CLOSE_TIMER, timers::Close(svc.clone()))
-        .consumer(
-            ConsumerSpec::new(
-                "agreements",
-                agreements_stream,
-                vec![
-                    PeriodOpened::subject(ns),
-                    SupplyListPublished::subject(ns),
-                    AgreementStateChanged::subject(ns),
-                ],
-            ),
-            consumers::Agreements(svc.clone()),
-        )
-        .consumer(
-            ConsumerSpec::new(
-                "settlements",
-                orders_stream,
-                vec![SettlementPaid::subject(ns)],
-            ),
-            consumers::Settlements(svc.clone()),
-        )
-        .run()
-        .await
+    host.rpc(|rpc| {
+        vbp_platform::reconcile::route(routes(rpc, &svc), svc.pool.clone(), figures::read)
+    })
+    .timer(ledger::OVERDUE_TIMER, timers::Overdue(svc.clone()))
+    .timer(ledger::CLOSE_TIMER, timers::Close(svc.clone()))
+    .consumer(
+        ConsumerSpec::new(
+            "agreements",
+            agreements_stream,
+            vec![
+                PeriodOpened::subject(ns),
+                SupplyListPublished::subject(ns),
+                AgreementStateChanged::subject(ns),
+            ],
+        ),
+        consumers::Agreements(svc.clone()),
+    )
+    .consumer(
+        ConsumerSpec::new(
+            "settlements",
+            orders_stream,
+            vec![SettlementPaid::subject(ns)],
+        ),
+        consumers::Settlements(svc.clone()),
+    )
+    .run()
+    .await
 }

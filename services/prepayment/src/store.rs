@@ -157,6 +157,7 @@ pub struct LedgerRow {
     pub balance_fen: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub approved_on: Option<NaiveDate>,
 }
 
 impl LedgerRow {
@@ -244,7 +245,7 @@ pub async fn save_ledger(
     sqlx::query(
         "UPDATE ledgers SET state = $2, agreed_amount_fen = $3, ratio_bp = $4, amount_fen = $5, rule = $6, \
          approved_by = $7, approved_at = $8, disburse_by = $9, payment_reference = $10, disbursed_on = $11, \
-         late = $12, blocked_reason = $13, deducted_fen = $14, updated_at = $15 WHERE id = $1",
+         late = $12, blocked_reason = $13, deducted_fen = $14, updated_at = $15, approved_on = $16 WHERE id = $1",
     )
     .bind(l.id)
     .bind(&l.state)
@@ -261,6 +262,7 @@ pub async fn save_ledger(
     .bind(&l.blocked_reason)
     .bind(l.deducted_fen)
     .bind(now)
+    .bind(l.approved_on)
     .execute(conn)
     .await?;
     Ok(())
@@ -441,6 +443,7 @@ pub async fn view(conn: &mut PgConnection, l: &LedgerRow) -> Result<LedgerView, 
         rule: l.rule.clone(),
         approved_by: l.approved_by.map(OrgId::from_uuid),
         approved_at: l.approved_at,
+        approved_on: l.approved_on,
         disburse_by: l.disburse_by,
         payment_reference: l.payment_reference.clone(),
         disbursed_on: l.disbursed_on,
@@ -529,30 +532,296 @@ pub async fn summary(
         .collect())
 }
 
-/// Keys of the not-closed ledgers of hospitals in `lo..=hi`.
-pub async fn open_ledger_keys(
+/// How many not-closed ledgers hospitals in `lo..=hi` have.
+pub async fn count_open_ledgers(
     conn: &mut PgConnection,
     lo: i32,
     hi: i32,
     period: Option<Uuid>,
-) -> Result<Vec<crate::ledger::Key>, sqlx::Error> {
-    let rows: Vec<(Uuid, i32, Uuid, Uuid)> = sqlx::query_as(
-        "SELECT hospital, hospital_region, project, period FROM ledgers \
-         WHERE hospital_region BETWEEN $1 AND $2 AND state <> 'closed' \
-         AND ($3::uuid IS NULL OR period = $3) ORDER BY hospital_region, hospital, period",
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM ledgers WHERE hospital_region BETWEEN $1 AND $2 AND state <> 'closed' \
+         AND ($3::uuid IS NULL OR period = $3)",
+    )
+    .bind(lo)
+    .bind(hi)
+    .bind(period)
+    .fetch_one(conn)
+    .await
+}
+
+/// Ledgers in scope whose balance differs from what their own entries say:
+/// Σ disbursed − Σ offsets − Σ deductions + Σ adjustments, each kind with
+/// the sign its kind requires.
+pub async fn unreconciled(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    period: Option<Uuid>,
+) -> Result<Vec<LedgerId>, sqlx::Error> {
+    let sql = format!(
+        "SELECT l.id FROM ledgers l LEFT JOIN LATERAL ( \
+           SELECT COALESCE(SUM(amount_fen) FILTER (WHERE kind = 'disbursed'), 0) AS disbursed, \
+                  COALESCE(-SUM(amount_fen) FILTER (WHERE kind = 'offset'), 0) AS offset_, \
+                  COALESCE(-SUM(amount_fen) FILTER (WHERE kind = 'deduction'), 0) AS deduction, \
+                  COALESCE(SUM(amount_fen) FILTER (WHERE kind = 'adjustment'), 0) AS adjustment, \
+                  count(*) FILTER (WHERE (kind = 'disbursed' AND amount_fen < 0) \
+                     OR (kind IN ('offset', 'deduction') AND amount_fen > 0)) AS wrong_sign \
+           FROM entries WHERE ledger = l.id) e ON true \
+         WHERE {SCOPE_SQL} AND ($5::uuid IS NULL OR l.period = $5) \
+           AND (e.wrong_sign > 0 OR l.balance_fen <> e.disbursed - e.offset_ - e.deduction + e.adjustment) \
+         ORDER BY l.id"
+    );
+    let rows: Vec<(Uuid,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(scope.kind)
+        .bind(scope.lo)
+        .bind(scope.hi)
+        .bind(scope.org)
+        .bind(period)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id,)| LedgerId::from_uuid(id))
+        .collect())
+}
+
+/// An open ledger with the effective agreement versions it is calculated
+/// from, for a set-based recalculation.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RecalcRow {
+    pub id: Uuid,
+    pub hospital: Uuid,
+    pub hospital_region: i32,
+    pub project: Uuid,
+    pub period: Uuid,
+    pub state: String,
+    pub agreed_amount_fen: i64,
+    pub ratio_bp: i32,
+    pub amount_fen: i64,
+    pub project_code: String,
+    pub agreement_ids: Vec<Uuid>,
+    pub versions: Vec<i32>,
+    pub amounts: Vec<i64>,
+}
+
+/// The not-closed ledgers of hospitals in `lo..=hi` (optionally of one
+/// period), locked, each with its effective agreement versions by id.
+pub async fn lock_for_recalculation(
+    conn: &mut PgConnection,
+    lo: i32,
+    hi: i32,
+    period: Option<Uuid>,
+) -> Result<Vec<RecalcRow>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH a AS ( \
+           SELECT hospital, project, period, array_agg(id ORDER BY id) AS agreement_ids, \
+                  array_agg(version ORDER BY id) AS versions, array_agg(amount_fen ORDER BY id) AS amounts \
+           FROM agreements WHERE state = 'effective' AND hospital_region BETWEEN $1 AND $2 \
+             AND ($3::uuid IS NULL OR period = $3) \
+           GROUP BY hospital, project, period) \
+         SELECT l.id, l.hospital, l.hospital_region, l.project, l.period, l.state, l.agreed_amount_fen, \
+                l.ratio_bp, l.amount_fen, p.project_code, \
+                COALESCE(a.agreement_ids, '{}') AS agreement_ids, COALESCE(a.versions, '{}') AS versions, \
+                COALESCE(a.amounts, '{}') AS amounts \
+         FROM ledgers l JOIN periods p ON p.id = l.period \
+         LEFT JOIN a ON a.hospital = l.hospital AND a.project = l.project AND a.period = l.period \
+         WHERE l.hospital_region BETWEEN $1 AND $2 AND l.state <> 'closed' \
+           AND ($3::uuid IS NULL OR l.period = $3) \
+         ORDER BY l.hospital_region, l.hospital, l.period \
+         FOR UPDATE OF l",
     )
     .bind(lo)
     .bind(hi)
     .bind(period)
     .fetch_all(conn)
+    .await
+}
+
+/// New figures for many ledgers at once.
+#[derive(Debug, Default)]
+pub struct Recalculated {
+    pub ids: Vec<Uuid>,
+    pub agreed: Vec<i64>,
+    pub ratio_bp: Vec<i32>,
+    pub amount: Vec<i64>,
+    pub adjustment: Vec<i64>,
+    pub rule: Vec<String>,
+    /// The calculation inputs as JSON text.
+    pub inputs: Vec<String>,
+    /// Whether an approval of the old figure is withdrawn.
+    pub unapprove: Vec<bool>,
+}
+
+/// Writes the new figures, withdraws approvals of changed figures and
+/// records one calculation per ledger.
+pub async fn save_recalculated(
+    conn: &mut PgConnection,
+    r: &Recalculated,
+    cause: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE ledgers l SET agreed_amount_fen = u.agreed, ratio_bp = u.ratio_bp, amount_fen = u.amount, \
+           rule = u.rule, updated_at = $9, \
+           state = CASE WHEN u.unapprove THEN 'calculated' ELSE l.state END, \
+           approved_by = CASE WHEN u.unapprove THEN NULL ELSE l.approved_by END, \
+           approved_at = CASE WHEN u.unapprove THEN NULL ELSE l.approved_at END, \
+           approved_on = CASE WHEN u.unapprove THEN NULL ELSE l.approved_on END, \
+           disburse_by = CASE WHEN u.unapprove THEN NULL ELSE l.disburse_by END, \
+           late = CASE WHEN u.unapprove THEN false ELSE l.late END \
+         FROM UNNEST($1::uuid[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bool[]) \
+              AS u(id, agreed, ratio_bp, amount, adjustment, rule, inputs, unapprove) \
+         WHERE l.id = u.id",
+    )
+    .bind(&r.ids)
+    .bind(&r.agreed)
+    .bind(&r.ratio_bp)
+    .bind(&r.amount)
+    .bind(&r.adjustment)
+    .bind(&r.rule)
+    .bind(&r.inputs)
+    .bind(&r.unapprove)
+    .bind(now)
+    .execute(&mut *conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(h, r, pr, pe)| crate::ledger::Key {
-            hospital: OrgId::from_uuid(h),
-            hospital_region: region_from_i32(r),
-            project: ProjectId::from_uuid(pr),
-            period: PeriodId::from_uuid(pe),
-        })
-        .collect())
+    sqlx::query(
+        "INSERT INTO calculations (ledger, seq, agreed_amount_fen, ratio_bp, amount_fen, adjustment_fen, \
+           inputs, rule, cause, calculated_at) \
+         SELECT u.id, COALESCE((SELECT MAX(c.seq) FROM calculations c WHERE c.ledger = u.id), 0) + 1, \
+                u.agreed, u.ratio_bp, u.amount, u.adjustment, u.inputs::jsonb, u.rule, $8, $9 \
+         FROM UNNEST($1::uuid[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[], $6::text[], $7::text[]) \
+              AS u(id, agreed, ratio_bp, amount, adjustment, rule, inputs)",
+    )
+    .bind(&r.ids)
+    .bind(&r.agreed)
+    .bind(&r.ratio_bp)
+    .bind(&r.amount)
+    .bind(&r.adjustment)
+    .bind(&r.rule)
+    .bind(&r.inputs)
+    .bind(cause)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Appends one adjustment entry to each of many locked ledgers (each at
+/// most once) and moves their balances; returns the entry ids, in order.
+pub async fn append_adjustments(
+    conn: &mut PgConnection,
+    ledgers: &[Uuid],
+    amounts: &[i64],
+    cause: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<EntryId>, sqlx::Error> {
+    let ids: Vec<Uuid> = ledgers.iter().map(|_| EntryId::new().as_uuid()).collect();
+    sqlx::query(
+        "INSERT INTO entries (id, ledger, seq, kind, amount_fen, balance_fen, settlement, cause, recorded_at) \
+         SELECT u.id, u.ledger, COALESCE((SELECT MAX(e.seq) FROM entries e WHERE e.ledger = u.ledger), 0) + 1, \
+                'adjustment', u.amount, l.balance_fen + u.amount, NULL, $4, $5 \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS u(id, ledger, amount) \
+         JOIN ledgers l ON l.id = u.ledger",
+    )
+    .bind(&ids)
+    .bind(ledgers)
+    .bind(amounts)
+    .bind(cause)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE ledgers l SET balance_fen = l.balance_fen + u.amount, updated_at = $3 \
+         FROM UNNEST($1::uuid[], $2::bigint[]) AS u(ledger, amount) WHERE l.id = u.ledger",
+    )
+    .bind(ledgers)
+    .bind(amounts)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(ids.into_iter().map(EntryId::from_uuid).collect())
+}
+
+/// Cancels the pending disbursement-deadline timers of many ledgers: the
+/// rows `vbp_bus::timers::cancel` deletes one at a time.
+pub async fn cancel_timers(
+    conn: &mut PgConnection,
+    kind: &str,
+    ledgers: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    let keys: Vec<String> = ledgers.iter().map(Uuid::to_string).collect();
+    sqlx::query("DELETE FROM timers WHERE kind = $1 AND key = ANY($2) AND fired_at IS NULL")
+        .bind(kind)
+        .bind(&keys)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Appends many events of one type to the outbox in one statement: the
+/// rows `Outbox::append` writes one at a time (same id scheme, headers,
+/// trace context and business time), published by the relay after commit.
+pub async fn append_events<E: vbp_contracts::Event>(
+    conn: &mut PgConnection,
+    outbox: &vbp_bus::Outbox,
+    ctx: &vbp_bus::Context,
+    events: &[E],
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = events
+        .iter()
+        .map(|_| vbp_kernel::EventId::new().as_uuid())
+        .collect();
+    let payloads = events
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let (traceparent, tracestate) = vbp_bus::trace::current_carrier();
+    sqlx::query(
+        "INSERT INTO outbox (id, subject, event_type, version, correlation, causation, actor, \
+         traceparent, tracestate, payload, occurred_at) \
+         SELECT u.id, $3, $4, $5, $6, $7, $8, $9, $10, u.payload::jsonb, $11 \
+         FROM UNNEST($1::uuid[], $2::text[]) WITH ORDINALITY AS u(id, payload, n) ORDER BY u.n",
+    )
+    .bind(&ids)
+    .bind(&payloads)
+    .bind(E::subject(outbox.namespace()))
+    .bind(E::event_type())
+    .bind(E::VERSION as i32)
+    .bind(ctx.correlation.as_uuid())
+    .bind(ctx.causation.map(|c| c.as_uuid()))
+    .bind(ctx.actor.as_ref().map(sqlx::types::Json))
+    .bind(traceparent)
+    .bind(tracestate)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a paid settlement as received (once per settlement), the basis of
+/// offsets and of the reconciliation figures.
+pub async fn record_settlement(
+    conn: &mut PgConnection,
+    ev: &vbp_contracts::orders::SettlementPaid,
+    event: vbp_kernel::EventId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO settlements (settlement, period, hospital, hospital_region, amount_fen, paid_at, event) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (settlement) DO NOTHING",
+    )
+    .bind(ev.settlement.as_uuid())
+    .bind(ev.period.as_uuid())
+    .bind(ev.hospital.as_uuid())
+    .bind(ev.hospital_region.as_u32() as i32)
+    .bind(ev.amount_fen.fen())
+    .bind(ev.paid_at)
+    .bind(event.as_uuid())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

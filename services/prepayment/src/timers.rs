@@ -56,7 +56,7 @@ impl TimerHandler for Close {
         let now = self.0.clock.now();
         let ctx = ctx_of(timer, "prepayment-period-close");
         let n = ledger::close_period(conn, &self.0, &ctx, due.period.as_uuid(), now).await?;
-        tracing::info!(period = %due.period, deducted = n, "prepayment period closed");
+        tracing::info!(period = %due.period, closed = n.closed, deducted = n.deducted, "prepayment period closed");
         Ok(())
     }
 }

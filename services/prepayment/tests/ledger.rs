@@ -163,7 +163,14 @@ async fn effective_agreements_calculate_the_prepayment_to_the_fen_and_are_scoped
 }
 
 async fn approve_and_disburse(w: &World, who: &Actor, ledger: LedgerId, on: &str) -> LedgerView {
-    w.ok::<LedgerApprove>(who, &ApproveLedger { ledger }).await;
+    w.ok::<LedgerApprove>(
+        who,
+        &ApproveLedger {
+            ledger,
+            approved_on: None,
+        },
+    )
+    .await;
     w.ok::<LedgerDisburse>(
         who,
         &DisburseLedger {
@@ -304,12 +311,24 @@ async fn approval_then_disbursement_late_after_fifteen_working_days_across_natio
     assert_eq!(e.body().code, "invalid_transition", "{e:?}");
     for who in [&cast.province, &cast.a] {
         let e = w
-            .err::<LedgerApprove>(who, &ApproveLedger { ledger: a.ledger })
+            .err::<LedgerApprove>(
+                who,
+                &ApproveLedger {
+                    ledger: a.ledger,
+                    approved_on: None,
+                },
+            )
             .await;
         assert_eq!(e.body().status, 403, "{e:?}");
     }
     let e = w
-        .err::<LedgerApprove>(&cast.shenyang, &ApproveLedger { ledger: a.ledger })
+        .err::<LedgerApprove>(
+            &cast.shenyang,
+            &ApproveLedger {
+                ledger: a.ledger,
+                approved_on: None,
+            },
+        )
         .await;
     assert_eq!(e.body().status, 404, "{e:?}");
     assert_eq!(w.outbox_count().await, outbox);
@@ -319,7 +338,13 @@ async fn approval_then_disbursement_late_after_fifteen_working_days_across_natio
     );
 
     let v = w
-        .ok::<LedgerApprove>(&cast.fuxin, &ApproveLedger { ledger: a.ledger })
+        .ok::<LedgerApprove>(
+            &cast.fuxin,
+            &ApproveLedger {
+                ledger: a.ledger,
+                approved_on: None,
+            },
+        )
         .await;
     assert_eq!(v.state, LedgerState::Approved);
     // 15 working days after 9/27: 9/29 (make-up), 9/30, 10/8–12 (10/12
@@ -328,13 +353,25 @@ async fn approval_then_disbursement_late_after_fifteen_working_days_across_natio
     let ev = w.published("prepayment.ledger.approved", |_| true).await;
     assert_eq!(ev["disburse_by"], "2024-10-23T16:00:00Z");
     let e = w
-        .err::<LedgerApprove>(&cast.fuxin, &ApproveLedger { ledger: a.ledger })
+        .err::<LedgerApprove>(
+            &cast.fuxin,
+            &ApproveLedger {
+                ledger: a.ledger,
+                approved_on: None,
+            },
+        )
         .await;
     assert_eq!(e.body().code, "invalid_transition");
 
     // B is approved and disbursed in time.
-    w.ok::<LedgerApprove>(&cast.fuxin, &ApproveLedger { ledger: b.ledger })
-        .await;
+    w.ok::<LedgerApprove>(
+        &cast.fuxin,
+        &ApproveLedger {
+            ledger: b.ledger,
+            approved_on: None,
+        },
+    )
+    .await;
     let e = w
         .err::<LedgerDisburse>(
             &cast.fuxin,
@@ -527,6 +564,7 @@ async fn settlements_offset_once_and_period_end_deducts_and_blocks_the_next_peri
             &cast.fuxin,
             &ApproveLedger {
                 ledger: next.ledger,
+                approved_on: None,
             },
         )
         .await;
@@ -753,5 +791,255 @@ async fn out_of_order_and_duplicate_agreement_events_give_the_same_ledger() {
     want.sort();
     assert_eq!(inputs, want);
     assert_eq!(l.calculations.last().unwrap().amount_fen, l.amount_fen);
+    w.assert_balances().await;
+}
+
+fn sheet(f: &vbp_contracts::files::ExportedFile) -> Vec<Vec<String>> {
+    assert!(f.file_name.ends_with(".xlsx"), "{}", f.file_name);
+    let bytes = vbp_platform::sheets::decode_base64(&f.content_base64).unwrap();
+    vbp_platform::sheets::read_xlsx(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn a_back_dated_approval_is_flagged_late_at_once_and_the_statement_exports() {
+    let w = World::start().await;
+    let cast = Cast::new();
+    cast.publish_periods(&w).await;
+    for (h, amount) in [(&cast.a, 1_000_000), (&cast.b, 2_000_001)] {
+        w.publish(
+            EventId::new(),
+            &cast.agreement(h, cast.p1, AgreementId::new(), 1, EFFECTIVE, amount),
+        )
+        .await;
+    }
+    w.wait_count("SELECT count(*) FROM ledgers", 2).await;
+    let a = w.ledger(&cast.a, cast.p1).await;
+    w.set_clock("2024-11-20T10:00:00+08:00");
+    let outbox = w.outbox_count().await;
+    for bad in ["2024-11-21", "2024-07-31"] {
+        let e = w
+            .err::<LedgerApprove>(
+                &cast.fuxin,
+                &ApproveLedger {
+                    ledger: a.ledger,
+                    approved_on: Some(bad.parse().unwrap()),
+                },
+            )
+            .await;
+        assert_eq!(e.body().field.as_deref(), Some("approved_on"), "{e:?}");
+    }
+    assert_eq!(w.outbox_count().await, outbox);
+    assert_eq!(
+        w.ledger(&cast.a, cast.p1).await.state,
+        LedgerState::Calculated
+    );
+
+    // Approved on paper on Friday 2024-09-27, recorded now: the deadline
+    // counts from the decision, so it has already passed.
+    let v = w
+        .ok::<LedgerApprove>(
+            &cast.fuxin,
+            &ApproveLedger {
+                ledger: a.ledger,
+                approved_on: Some("2024-09-27".parse().unwrap()),
+            },
+        )
+        .await;
+    assert_eq!(v.approved_on, Some("2024-09-27".parse().unwrap()));
+    assert_eq!(v.disburse_by, Some(at("2024-10-24T00:00:00+08:00")));
+    let ev = w
+        .published("prepayment.ledger.disbursement_overdue", |v| {
+            v["ledger"] == a.ledger.to_string()
+        })
+        .await;
+    assert_eq!(ev["amount_fen"], 300000);
+    assert!(w.ledger(&cast.a, cast.p1).await.late);
+    let e = w
+        .err::<LedgerDisburse>(
+            &cast.fuxin,
+            &DisburseLedger {
+                ledger: a.ledger,
+                payment_reference: "LN-1".into(),
+                disbursed_on: "2024-09-26".parse().unwrap(),
+            },
+        )
+        .await;
+    assert_eq!(e.body().field.as_deref(), Some("disbursed_on"), "{e:?}");
+    let v = w
+        .ok::<LedgerDisburse>(
+            &cast.fuxin,
+            &DisburseLedger {
+                ledger: a.ledger,
+                payment_reference: "LN-1".into(),
+                disbursed_on: "2024-10-30".parse().unwrap(),
+            },
+        )
+        .await;
+    assert!(v.late);
+
+    // The hospital's statement: one row per entry, money in yuan.
+    let f = w
+        .ok::<StatementExport>(&cast.a, &ExportStatement::default())
+        .await;
+    assert_eq!(f.rows, 1);
+    let t = sheet(&f);
+    assert_eq!(t.len(), 2, "{t:?}");
+    let col = |name: &str| t[0].iter().position(|h| h.contains(name)).unwrap();
+    let row = &t[1];
+    assert_eq!(row[col("hospital")], cast.a.org.to_string());
+    assert_eq!(row[col("amount_yuan")], "3000.00");
+    assert_eq!(row[col("approved_on")], "2024-09-27");
+    assert_eq!(row[col("disburse_by")], "2024-10-23");
+    assert_eq!(row[col("payment_reference")], "LN-1");
+    assert_eq!(row[col("late")], "是");
+    assert!(row[col("kind")].contains("划拨"), "{row:?}");
+    assert_eq!(row[col("balance_yuan")], "3000.00");
+    let e = w
+        .err::<StatementExport>(&cast.fuxin, &ExportStatement::default())
+        .await;
+    assert_eq!(e.body().field.as_deref(), Some("hospital"), "{e:?}");
+    let e = w
+        .err::<StatementExport>(
+            &cast.b,
+            &ExportStatement {
+                hospital: Some(cast.a.org),
+                period: None,
+            },
+        )
+        .await;
+    assert_eq!(e.body().status, 403, "{e:?}");
+    let f = w
+        .ok::<StatementExport>(
+            &cast.fuxin,
+            &ExportStatement {
+                hospital: Some(cast.b.org),
+                period: Some(cast.p1),
+            },
+        )
+        .await;
+    let t = sheet(&f);
+    assert_eq!(t.len(), 2, "a ledger without entries is one row: {t:?}");
+    // 2 000 001 × 30% = 600 000.3 → 600 000 fen.
+    assert_eq!(t[1][col("amount_yuan")], "6000.00");
+
+    // Totals per region with the reconciliation, in JSON and as .xlsx.
+    let s = w
+        .ok::<RegionSummaryOp>(&cast.province, &SummariseRegions::default())
+        .await;
+    assert!(s.reconciled && s.unreconciled.is_empty(), "{s:?}");
+    assert_eq!(s.total.ledgers, 2);
+    assert_eq!(s.total.amount_fen, Money::from_fen(900_000));
+    assert_eq!(s.total.disbursed_fen, Money::from_fen(300_000));
+    assert_eq!(s.total.balance_fen, Money::from_fen(300_000));
+    let f = w
+        .ok::<SummaryExport>(&cast.province, &SummariseRegions::default())
+        .await;
+    let t = sheet(&f);
+    assert_eq!(t.len(), 1 + s.rows.len() + 1, "{t:?}");
+    let total = t.last().unwrap();
+    assert!(total[0].contains("total"), "{total:?}");
+    let c = |name: &str| t[0].iter().position(|h| h.contains(name)).unwrap();
+    assert_eq!(total[c("disbursed_yuan")], "3000.00");
+    assert_eq!(total[c("amount_yuan")], "9000.00");
+    assert_eq!(total[c("reconciled")], "是");
+
+    // A ledger whose balance no longer matches its entries is named.
+    sqlx::query("UPDATE ledgers SET balance_fen = balance_fen + 1 WHERE id = $1")
+        .bind(a.ledger.as_uuid())
+        .execute(&w.db)
+        .await
+        .unwrap();
+    let s = w
+        .ok::<RegionSummaryOp>(&cast.province, &SummariseRegions::default())
+        .await;
+    assert!(!s.reconciled);
+    assert_eq!(s.unreconciled, vec![a.ledger]);
+}
+
+#[tokio::test]
+async fn a_period_learned_of_after_its_end_stays_open_until_closed_by_the_op() {
+    let w = World::start().await;
+    let cast = Cast::new();
+    // The platform goes live after period 2 (p1) ended: its history is
+    // recorded first, then the period is closed explicitly.
+    w.set_clock("2025-09-01T10:00:00+08:00");
+    cast.publish_periods(&w).await;
+    for (p, amount) in [(cast.p1, 1_000_000), (cast.p2, 2_000_000)] {
+        w.publish(
+            EventId::new(),
+            &cast.agreement(&cast.a, p, AgreementId::new(), 1, EFFECTIVE, amount),
+        )
+        .await;
+    }
+    w.wait_count("SELECT count(*) FROM ledgers", 2).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let l = w.ledger(&cast.a, cast.p1).await;
+    assert_eq!(l.state, LedgerState::Calculated, "not closed at once");
+    w.ok::<LedgerApprove>(
+        &cast.fuxin,
+        &ApproveLedger {
+            ledger: l.ledger,
+            approved_on: Some("2024-09-20".parse().unwrap()),
+        },
+    )
+    .await;
+    w.ok::<LedgerDisburse>(
+        &cast.fuxin,
+        &DisburseLedger {
+            ledger: l.ledger,
+            payment_reference: "LN-2024-1".into(),
+            disbursed_on: "2024-09-30".parse().unwrap(),
+        },
+    )
+    .await;
+    w.publish(
+        EventId::new(),
+        &cast.settlement(&cast.a, cast.p1, SettlementId::new(), 100_000),
+    )
+    .await;
+    w.wait_count("SELECT count(*) FROM entries WHERE kind = 'offset'", 1)
+        .await;
+
+    let close = |p| ClosePeriod { period: p };
+    for who in [&cast.a, &cast.fuxin] {
+        let e = w.err::<PeriodClose>(who, &close(cast.p1)).await;
+        assert_eq!(e.body().status, 403, "{e:?}");
+    }
+    let e = w.err::<PeriodClose>(&cast.province, &close(cast.p2)).await;
+    assert_eq!(e.body().field.as_deref(), Some("period"), "{e:?}");
+    let e = w
+        .err::<PeriodClose>(
+            &operator(),
+            &close(vbp_contracts::agreements::PeriodId::new()),
+        )
+        .await;
+    assert_eq!(e.body().status, 404, "{e:?}");
+
+    // 300 000 − 30 000 recovered = 270 000 deducted; the next period blocked.
+    let r = w.ok::<PeriodClose>(&cast.province, &close(cast.p1)).await;
+    assert_eq!((r.closed, r.deducted), (1, 1));
+    let l = w.ledger(&cast.a, cast.p1).await;
+    assert_eq!(l.state, LedgerState::Closed);
+    assert_eq!(l.deducted_fen, Money::from_fen(270_000));
+    assert_eq!(l.balance_fen, Money::ZERO);
+    let next = w.ledger(&cast.a, cast.p2).await;
+    assert_eq!(next.state, LedgerState::Blocked);
+    assert!(
+        next.blocked_reason
+            .as_deref()
+            .unwrap()
+            .contains("270000 fen"),
+        "{next:?}"
+    );
+    w.published("prepayment.ledger.deducted", |v| {
+        v["ledger"] == l.ledger.to_string()
+    })
+    .await;
+    let r = w.ok::<PeriodClose>(&operator(), &close(cast.p1)).await;
+    assert_eq!(
+        (r.closed, r.deducted),
+        (0, 0),
+        "closing again changes nothing"
+    );
     w.assert_balances().await;
 }

@@ -43,8 +43,23 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// The reconciliation report: orders against agreements' progress and
+    /// prepayment's settlements, every difference listed; exits 1 unless
+    /// clean. Needs the services running.
+    Reconcile {
+        /// One period's id.
+        #[arg(long)]
+        period: Option<uuid::Uuid>,
+        /// A region's subtree, e.g. 210900.
+        #[arg(long)]
+        region: Option<vbp_kernel::RegionCode>,
+        /// Prints the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Prints the JSON Schema of every payload.
     Schemas,
+    Asyncapi(crate::asyncapi::Args),
     /// Mints a dev token (HS256 with the dev secret; dev mode only).
     Token {
         #[arg(long)]
@@ -154,6 +169,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             print!("{}", serve::demo_tokens(&config)?);
             Ok(())
         }
+        Command::Asyncapi(args) => crate::asyncapi::run(args),
+        Command::Reconcile {
+            period,
+            region,
+            json,
+        } => ops::reconcile(period, region, json).await,
         Command::Schemas => {
             println!(
                 "{}",

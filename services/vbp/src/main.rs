@@ -2,6 +2,7 @@
 //! whole system in one process; `vbp serve orders` runs one service, as a
 //! container per service does in Kubernetes. Same code, same subjects.
 
+mod asyncapi;
 mod cli;
 mod demo;
 mod demo_flow;

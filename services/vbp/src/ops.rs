@@ -99,3 +99,80 @@ pub async fn dlq_replay(service: Service, id: Option<uuid::Uuid>) -> anyhow::Res
     );
     Ok(())
 }
+
+pub async fn reconcile(
+    period: Option<uuid::Uuid>,
+    region: Option<vbp_kernel::RegionCode>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use vbp_contracts::reconcile::FiguresRequest;
+    let config = Config::load()?;
+    let platform = vbp_platform::Platform::connect(
+        config,
+        vbp_kernel::SystemClock::shared(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await?;
+    let req = FiguresRequest {
+        period: period.map(vbp_contracts::agreements::PeriodId::from_uuid),
+        region,
+    };
+    let ctx = vbp_bus::Context::new(Some(vbp_kernel::Actor::system("reconcile")));
+    let report = vbp_gateway::reconcile::report(&platform.rpc_client(), &ctx, &req).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report));
+    }
+    if report.clean {
+        Ok(())
+    } else {
+        anyhow::bail!("the reconciliation is not clean")
+    }
+}
+
+/// The report as an operator reads it in a terminal.
+fn render(report: &vbp_contracts::reconcile::ReconciliationReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for s in &report.sources {
+        if !s.ok {
+            let _ = writeln!(
+                out,
+                "{}: no answer ({})",
+                s.service,
+                s.detail.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    for c in &report.checks {
+        let state = match (c.compared, c.differences.len()) {
+            (false, _) => "NOT COMPARED".to_owned(),
+            (true, 0) => "ok".to_owned(),
+            (true, n) => format!("{n} difference(s)"),
+        };
+        let _ = writeln!(
+            out,
+            "{:?}: {} {} vs {} {} over {} keys: {state}",
+            c.measure, c.source, c.source_total, c.mirror, c.mirror_total, c.keys
+        );
+        for d in &c.differences {
+            let _ = writeln!(
+                out,
+                "    period {} hospital {}{}: {} {} vs {} {}",
+                d.period,
+                d.hospital,
+                d.national_code
+                    .as_ref()
+                    .map(|c| format!(" product {c}"))
+                    .unwrap_or_default(),
+                c.source,
+                d.source_value,
+                c.mirror,
+                d.mirror_value
+            );
+        }
+    }
+    let _ = writeln!(out, "{}", if report.clean { "clean" } else { "NOT clean" });
+    out
+}

@@ -197,7 +197,7 @@ async fn load_demo(platform: Platform, services: BTreeSet<Service>) {
             continue;
         }
         let loaded = match part {
-            "orders" => crate::demo_orders::load(&rpc).await,
+            "orders" => crate::demo_orders::load(&platform).await,
             "prepayment" => crate::demo_prepayment::load(&rpc).await,
             _ => crate::demo_issues::load(&rpc).await,
         };

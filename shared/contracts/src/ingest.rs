@@ -4,18 +4,31 @@
 //!
 //! An integrator names each message with its own `external_id`; the platform
 //! derives the de-duplication id from (integrator, external id), so a retry
-//! from either path is recognised as the same message.
+//! from either path is recognised as the same message. The same external id
+//! with another body is rejected; the first message under it stands.
+//!
+//! Messages of one order may arrive in any order: one whose predecessor (its
+//! order, or the shipment a receipt names) has not arrived waits for it, and
+//! is rejected when it has waited `orders.ingest_pending_timeout_secs`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use vbp_kernel::{NationalCode, OrgId};
 
 /// The event names integrators may publish (the last subject token).
 pub const ORDER_PLACED: &str = "order_placed";
+pub const ORDER_UPDATED: &str = "order_updated";
+pub const SHIPMENT_DISPATCHED: &str = "shipment_dispatched";
 pub const ORDER_RECEIVED: &str = "order_received";
 pub const ORDER_ACCEPTED: &str = "order_accepted";
 
-pub const EVENTS: [&str; 3] = [ORDER_PLACED, ORDER_RECEIVED, ORDER_ACCEPTED];
+pub const EVENTS: [&str; 5] = [
+    ORDER_PLACED,
+    ORDER_UPDATED,
+    SHIPMENT_DISPATCHED,
+    ORDER_RECEIVED,
+    ORDER_ACCEPTED,
+];
 
 /// Largest quantity one line may carry; a guard against unit mistakes
 /// (pieces vs boxes) rather than a business limit.
@@ -44,6 +57,53 @@ pub struct IngestOrderLine {
     /// Must equal the period's winning price, in fen.
     #[schemars(range(min = 1))]
     pub unit_price_fen: i64,
+}
+
+/// The hospital changed the lines of an order its distributor has not
+/// answered yet. The new lines replace the old ones and follow the rules of
+/// placement (winning price of the order's period, active relation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderUpdated {
+    #[schemars(length(min = 1, max = 64))]
+    pub external_id: String,
+    /// The `external_id` of the order.
+    #[schemars(length(min = 1, max = 64))]
+    pub order_external_id: String,
+    pub updated_at: DateTime<Utc>,
+    #[schemars(length(min = 1, max = 500))]
+    pub lines: Vec<IngestOrderLine>,
+}
+
+/// The distributor's shipping note (随货同行单), relayed by the hospital's
+/// system. A shipment against an order the distributor has not answered on
+/// the platform confirms that order in full: shipping is the answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentDispatched {
+    #[schemars(length(min = 1, max = 64))]
+    pub external_id: String,
+    /// The `external_id` of the order.
+    #[schemars(length(min = 1, max = 64))]
+    pub order_external_id: String,
+    /// The distributor's shipment number, unique within the order.
+    #[schemars(length(min = 1, max = 64))]
+    pub shipment_no: String,
+    pub shipped_at: DateTime<Utc>,
+    #[schemars(length(min = 1, max = 500))]
+    pub lines: Vec<ShippedLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShippedLine {
+    pub national_code: NationalCode,
+    #[schemars(length(min = 1, max = 64))]
+    pub batch_no: String,
+    /// Must lie after the shipping day (Beijing time).
+    pub expiry_date: NaiveDate,
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub quantity: i64,
 }
 
 /// The hospital received a shipment.
@@ -93,6 +153,8 @@ pub fn message_id(integrator: &str, external_id: &str) -> String {
 pub fn schema_of(event: &str) -> Option<schemars::Schema> {
     Some(match event {
         ORDER_PLACED => schemars::schema_for!(OrderPlaced),
+        ORDER_UPDATED => schemars::schema_for!(OrderUpdated),
+        SHIPMENT_DISPATCHED => schemars::schema_for!(ShipmentDispatched),
         ORDER_RECEIVED => schemars::schema_for!(OrderReceived),
         ORDER_ACCEPTED => schemars::schema_for!(OrderAccepted),
         _ => return None,

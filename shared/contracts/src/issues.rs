@@ -16,6 +16,23 @@ vbp_kernel::define_id! {
     pub IssueId
 }
 
+vbp_kernel::define_id! {
+    /// One evidence file (证明材料).
+    pub EvidenceId
+}
+
+/// Content types an evidence file may have, each recognised by its leading
+/// bytes: PDF `%PDF-`, JPEG `FF D8 FF`, PNG `89 50 4E 47 0D 0A 1A 0A`.
+pub const EVIDENCE_CONTENT_TYPES: [&str; 3] = ["application/pdf", "image/jpeg", "image/png"];
+
+/// The JetStream object-store bucket holding evidence files of namespace
+/// `ns`. Files never travel inside an RPC message (NATS limits those to
+/// 1 MiB by default): the edge streams them into this bucket and the service
+/// verifies what it finds there.
+pub fn evidence_bucket(ns: &crate::subjects::Namespace) -> String {
+    format!("{ns}_issues_evidence")
+}
+
 /// The eight issue types of the notice.
 #[derive(
     Debug,
@@ -285,6 +302,10 @@ pub struct IssueFalseReport {
     pub hospital: OrgId,
     pub bureau: OrgId,
     pub reason: String,
+    /// Reports of this hospital marked false so far, this one included: the
+    /// count its reminders go by.
+    #[serde(default)]
+    pub false_reports: i64,
     pub marked_at: DateTime<Utc>,
 }
 
@@ -356,21 +377,83 @@ pub enum IssueState {
     FeedbackGiven,
     /// Confirmed by the hospital or by the 30-day default.
     Resolved,
+    /// The bureau found the report false; closed with a reminder to the
+    /// hospital.
+    FalseReport,
 }
 
 /// A hospital files a direct report. Name and spec come from the supply
-/// list. Evidence files are not supported yet (`evidence_not_supported`).
+/// list; evidence files are uploaded first (`POST /issues/evidence`) and
+/// named here by id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FileIssue {
     pub national_code: NationalCode,
+    #[schemars(range(min = 1, max = crate::ingest::MAX_LINE_QUANTITY))]
     pub quantity: i64,
     pub issue_type: IssueType,
     pub occurred_at: DateTime<Utc>,
     pub impact_scope: String,
     pub statement: String,
-    /// Evidence files (base64 or references): rejected for now.
+    /// The statement bears the hospital's seal (盖章).
+    #[serde(default)]
+    pub statement_sealed: bool,
+    /// Evidence files this hospital uploaded and has not attached elsewhere.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub evidence: Vec<serde_json::Value>,
+    pub evidence: Vec<EvidenceId>,
+}
+
+/// Asks for a place to upload one evidence file. The edge calls this before
+/// reading the file, so a wrong name or type is refused before any byte.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BeginEvidence {
+    pub file_name: String,
+    /// One of `application/pdf`, `image/jpeg`, `image/png`.
+    pub content_type: String,
+}
+
+/// Where the edge writes the file, and the most bytes it may hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EvidenceSlot {
+    pub object: String,
+    pub max_bytes: u64,
+}
+
+/// Registers a file written to its slot; the service reads it back and
+/// checks size, type (from its leading bytes) and computes its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct UploadEvidence {
+    pub object: String,
+    pub file_name: String,
+    pub content_type: String,
+    /// The file bears the hospital's seal (盖章).
+    #[serde(default)]
+    pub sealed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GetEvidence {
+    pub evidence: EvidenceId,
+}
+
+/// One stored evidence file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EvidenceView {
+    pub evidence: EvidenceId,
+    /// The issue it is attached to; none until filed with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<IssueId>,
+    pub file_name: String,
+    /// Detected from the leading bytes; equal to the declared type.
+    pub content_type: String,
+    pub size_bytes: u64,
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: String,
+    pub sealed: bool,
+    pub uploaded_by: OrgId,
+    pub uploader: String,
+    pub uploaded_at: DateTime<Utc>,
+    /// Object name in the evidence bucket.
+    pub object: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -423,6 +506,37 @@ pub struct ReopenIssue {
     pub reason: String,
 }
 
+/// The bureau handling the issue finds the report false (虚假上报).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MarkFalseReport {
+    pub issue: IssueId,
+    pub reason: String,
+}
+
+/// What the caller must do next, soonest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WorkListQuery {}
+
+/// One thing due: the stage the caller owes and when it is due.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WorkItem {
+    pub issue: IssueId,
+    pub stage: IssueStage,
+    pub due_at: DateTime<Utc>,
+    /// Already past due at the time of asking.
+    pub overdue: bool,
+    pub state: IssueState,
+    pub hospital: OrgId,
+    pub national_code: NationalCode,
+    pub product_name: String,
+    pub issue_type: IssueType,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WorkList {
+    pub items: Vec<WorkItem>,
+}
+
 /// One audited transition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEntry {
@@ -447,6 +561,8 @@ pub struct IssueView {
     pub occurred_at: DateTime<Utc>,
     pub impact_scope: String,
     pub statement: String,
+    pub statement_sealed: bool,
+    pub evidence: Vec<EvidenceView>,
     pub recipients: Vec<Recipient>,
     pub bureau_region: RegionCode,
     pub filed_at: DateTime<Utc>,
@@ -510,6 +626,21 @@ pub enum LedgerGrouping {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LedgerQuery {
     pub by: LedgerGrouping,
+    /// Only issues filed at or after this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<DateTime<Utc>>,
+    /// Only issues filed before this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// The quarterly ledger report (季度台账) as `.xlsx`: issues filed in the
+/// quarter (Beijing time), by enterprise, hospital and region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LedgerExport {
+    pub year: i32,
+    /// 1 to 4.
+    pub quarter: u32,
 }
 
 /// One ledger row (台账). Rates are basis points of `filed` (0 when none).
@@ -517,6 +648,8 @@ pub struct LedgerQuery {
 pub struct LedgerRow {
     /// Org id or region code.
     pub key: String,
+    /// Organisation name (empty for a region or an unknown org).
+    pub name: String,
     pub filed: i64,
     pub responded: i64,
     pub responded_on_time: i64,
@@ -526,6 +659,18 @@ pub struct LedgerRow {
     pub overdue_enterprise: i64,
     pub overdue_bureau: i64,
     pub overdue_province: i64,
+    /// Reports marked false by a bureau.
+    pub false_reports: i64,
+    /// Mean minutes from filing to the enterprise response (none when no
+    /// response yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_response_minutes: Option<i64>,
+    /// Mean minutes from filing to feedback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_feedback_minutes: Option<i64>,
+    /// Mean minutes from filing to resolution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_resolution_minutes: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -555,6 +700,18 @@ crate::rpc_operations! { Service::Issues, "issues";
     DeadlinePreviewOp = "deadline_preview" (PreviewDeadlines) -> DeadlinePreview;
     /// Ledger (台账) per enterprise, hospital or region, scoped by actor.
     LedgerOp = "ledger" (LedgerQuery) -> LedgerReport;
+    /// The quarterly ledger report as `.xlsx`, scoped by actor.
+    LedgerExportOp = "ledger_export" (LedgerExport) -> crate::files::ExportedFile;
+    /// The handling bureau marks a report false.
+    IssueMarkFalse = "issue_mark_false" (MarkFalseReport) -> IssueView;
+    /// What the caller must do next, soonest first.
+    WorkListOp = "work_list" (WorkListQuery) -> WorkList;
+    /// A hospital asks where to upload an evidence file.
+    EvidenceBegin = "evidence_begin" (BeginEvidence) -> EvidenceSlot;
+    /// Registers an uploaded evidence file after checking it.
+    EvidenceUpload = "evidence_upload" (UploadEvidence) -> EvidenceView;
+    /// One evidence file's metadata, scoped like its issue.
+    EvidenceGet = "evidence_get" (GetEvidence) -> EvidenceView;
 }
 
 #[cfg(test)]

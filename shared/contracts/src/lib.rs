@@ -14,6 +14,7 @@ pub mod issues;
 pub mod meta;
 pub mod orders;
 pub mod prepayment;
+pub mod reconcile;
 pub mod rpc;
 pub mod schema;
 pub mod service;

@@ -39,6 +39,16 @@ vbp_kernel::define_id! {
     pub SettlementId
 }
 
+vbp_kernel::define_id! {
+    /// A bureau's flag that a winning product is short (供应紧张) in its region.
+    pub ShortageId
+}
+
+vbp_kernel::define_id! {
+    /// One entry of the non-winning substitute ledger (替代采购台账).
+    pub SubstituteId
+}
+
 /// How an order reached the platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -60,6 +70,9 @@ pub struct OrderLine {
     pub unit_price_fen: Money,
     /// quantity × unit price.
     pub amount_fen: Money,
+    /// What the hospital asked for, when a shortage cap reduced `quantity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_quantity: Option<i64>,
 }
 
 /// A hospital placed an order with a distributor.
@@ -353,12 +366,57 @@ pub struct SubstituteRecorded {
     pub quantity: i64,
     pub amount_fen: Money,
     pub recorded_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<SubstituteId>,
+    /// The shortage flag that allowed the purchase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shortage: Option<ShortageId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchased_on: Option<NaiveDate>,
 }
 
 impl Event for SubstituteRecorded {
     const SERVICE: Service = Service::Orders;
     const AGGREGATE: &'static str = "substitute";
     const NAME: &'static str = "recorded";
+}
+
+/// A bureau flagged a winning product short in its region (Hunan shortage
+/// mode): order lines above `cap_per_line` are capped, hospitals with agreed
+/// volume are served first, and hospitals may record substitutes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ShortageFlagged {
+    pub shortage: ShortageId,
+    pub region: RegionCode,
+    pub national_code: NationalCode,
+    pub cap_per_line: i64,
+    pub bureau: OrgId,
+    pub reason: String,
+    pub flagged_at: DateTime<Utc>,
+}
+
+impl Event for ShortageFlagged {
+    const SERVICE: Service = Service::Orders;
+    const AGGREGATE: &'static str = "shortage";
+    const NAME: &'static str = "flagged";
+}
+
+/// A bureau lifted a shortage flag; orders are no longer capped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ShortageLifted {
+    pub shortage: ShortageId,
+    pub region: RegionCode,
+    pub national_code: NationalCode,
+    pub bureau: OrgId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub lifted_at: DateTime<Utc>,
+}
+
+impl Event for ShortageLifted {
+    const SERVICE: Service = Service::Orders;
+    const AGGREGATE: &'static str = "shortage";
+    const NAME: &'static str = "lifted";
 }
 
 /// `(vbp-type, schema)` of every event of this service.
@@ -401,9 +459,18 @@ pub fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
             "orders.ingest.rejected",
             schemars::schema_for!(IngestRejected),
         ),
+        ("orders.order.updated", schemars::schema_for!(OrderUpdated)),
         (
             "orders.substitute.recorded",
             schemars::schema_for!(SubstituteRecorded),
+        ),
+        (
+            "orders.shortage.flagged",
+            schemars::schema_for!(ShortageFlagged),
+        ),
+        (
+            "orders.shortage.lifted",
+            schemars::schema_for!(ShortageLifted),
         ),
     ]
 }
@@ -517,7 +584,8 @@ pub struct IssueInvoice {
 }
 
 /// The hospital (online) or the fund through a bureau (direct) pays an
-/// invoiced acceptance; `offline` needs a reason.
+/// invoiced acceptance. `offline` is not a payment: an item is moved to
+/// offline settlement with `settlement_move_offline`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PaySettlement {
     pub acceptance: AcceptanceId,
@@ -525,6 +593,11 @@ pub struct PaySettlement {
     pub channel: SettlementChannel,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The business day (Beijing) the money was paid, when the payment is
+    /// recorded after the fact; not in the future and not before the day of
+    /// acceptance. Default: now. Timeliness is judged by this day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_on: Option<NaiveDate>,
 }
 
 /// A hospital declares purchases made outside the platform in a month.
@@ -534,8 +607,13 @@ pub struct DeclareOfflinePurchase {
     pub month: NaiveDate,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub national_code: Option<NationalCode>,
+    #[schemars(range(min = 1, max = MAX_DECLARED_FEN))]
     pub amount_fen: Money,
 }
+
+/// Largest offline purchase one hospital declares for one month (100 亿元),
+/// far above any real figure; larger is a unit mistake.
+pub const MAX_DECLARED_FEN: i64 = 1_000_000_000_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OfflinePurchaseView {
@@ -578,6 +656,9 @@ pub struct OrderLineView {
     pub rejected_quantity: i64,
     pub unit_price_fen: Money,
     pub amount_fen: Money,
+    /// What the hospital asked for, when a shortage cap reduced `quantity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_quantity: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -670,12 +751,180 @@ pub struct RatesView {
     pub overdue_count: i64,
     pub online_fen: Money,
     pub offline_declared_fen: Money,
+    /// Part of `settled_fen` moved to offline settlement (with reasons).
+    #[serde(default)]
+    pub settled_offline_fen: Money,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settlement_rate_bp: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timely_rate_bp: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online_rate_bp: Option<u32>,
+}
+
+/// Acceptances (the payable items) the caller may see, newest first:
+/// hospitals and distributors their own, bureaus their region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ListAcceptances {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<OrderId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hospital: Option<OrgId>,
+    /// Only those not yet settled in full.
+    #[serde(default)]
+    pub open_only: bool,
+    /// Only those flagged overdue.
+    #[serde(default)]
+    pub overdue_only: bool,
+    #[serde(default = "default_limit")]
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AcceptanceList {
+    pub items: Vec<AcceptanceView>,
+}
+
+/// The hospital moves the open amount of an acceptance to offline
+/// settlement (e.g. the uploaded invoice is wrong); the reason, who and when
+/// are kept for audit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MoveOffline {
+    pub acceptance: AcceptanceId,
+    pub reason: String,
+}
+
+/// The audit trail of items moved to offline settlement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ListOfflineSettlements {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hospital: Option<OrgId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionCode>,
+    #[serde(default = "default_limit")]
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OfflineSettlementView {
+    pub settlement: SettlementId,
+    pub acceptance: AcceptanceId,
+    pub order: OrderId,
+    pub hospital: OrgId,
+    pub hospital_region: RegionCode,
+    pub distributor: OrgId,
+    pub amount_fen: Money,
+    pub reason: String,
+    /// Who moved it (the token subject) and for which organisation.
+    pub actor: String,
+    pub actor_org: OrgId,
+    pub moved_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub on_time: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OfflineSettlementList {
+    pub items: Vec<OfflineSettlementView>,
+}
+
+/// A bureau flags a product short in its region (its own or a part of
+/// it). `cap_per_line` defaults to `[orders].shortage_line_cap`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FlagShortage {
+    pub national_code: NationalCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_per_line: Option<i64>,
+    pub reason: String,
+}
+
+/// A bureau lifts its shortage flag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LiftShortage {
+    pub shortage: ShortageId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Shortage flags covering a region (default: all the caller may see);
+/// lifted ones only when asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ListShortages {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionCode>,
+    #[serde(default)]
+    pub include_lifted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ShortageView {
+    pub shortage: ShortageId,
+    pub region: RegionCode,
+    pub national_code: NationalCode,
+    pub cap_per_line: i64,
+    pub bureau: OrgId,
+    pub reason: String,
+    pub flagged_by: String,
+    pub flagged_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifted_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lift_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ShortageList {
+    pub items: Vec<ShortageView>,
+}
+
+/// A hospital records a non-winning substitute bought while a winning
+/// product is flagged short in its region. The ledger is excluded from
+/// assessment (rates, progress).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RecordSubstitute {
+    /// The winning product that is short.
+    pub short_product: NationalCode,
+    pub substitute_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substitute_code: Option<NationalCode>,
+    pub quantity: i64,
+    pub amount_fen: Money,
+    /// Business date of the purchase (Beijing).
+    pub purchased_on: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SubstituteView {
+    pub entry: SubstituteId,
+    pub shortage: ShortageId,
+    pub hospital: OrgId,
+    pub hospital_region: RegionCode,
+    pub period: PeriodId,
+    pub short_product: NationalCode,
+    pub substitute_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substitute_code: Option<NationalCode>,
+    pub quantity: i64,
+    pub amount_fen: Money,
+    pub purchased_on: NaiveDate,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ListSubstitutes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hospital: Option<OrgId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionCode>,
+    #[serde(default = "default_limit")]
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SubstituteList {
+    pub items: Vec<SubstituteView>,
 }
 
 crate::rpc_operations! { Service::Orders, "orders";
@@ -701,6 +950,46 @@ crate::rpc_operations! { Service::Orders, "orders";
     IngestRejectionListOp = "ingest_rejection_list" (ListIngestRejections) -> IngestRejectionList;
     /// Settlement, timely and online rates of a month.
     RatesGet = "rates_get" (QueryRates) -> RatesView;
+    /// Acceptances: what is to be invoiced and paid, and what is overdue.
+    AcceptanceListOp = "acceptance_list" (ListAcceptances) -> AcceptanceList;
+    /// The rates of a month per hospital, as `.xlsx`.
+    RatesExport = "rates_export" (QueryRates) -> crate::files::ExportedFile;
+    /// The hospital moves an item to offline settlement with a reason (emits `settlement.paid`, channel `offline`).
+    SettlementMoveOffline = "settlement_move_offline" (MoveOffline) -> AcceptanceView;
+    /// Items moved to offline settlement: who, when, why.
+    OfflineSettlementListOp = "offline_settlement_list" (ListOfflineSettlements) -> OfflineSettlementList;
+    /// A bureau flags a product short in its region (emits `shortage.flagged`). While
+    /// flagged, an order line above the cap is capped to it, not split (the line keeps
+    /// `requested_quantity`), and a distributor confirms the product to a hospital without
+    /// an agreed volume for it only after answering the waiting orders of hospitals with one.
+    ShortageFlag = "shortage_flag" (FlagShortage) -> ShortageView;
+    /// A bureau lifts a shortage flag (emits `shortage.lifted`).
+    ShortageLift = "shortage_lift" (LiftShortage) -> ShortageView;
+    ShortageListOp = "shortage_list" (ListShortages) -> ShortageList;
+    /// A hospital records a non-winning substitute purchase (emits `substitute.recorded`).
+    SubstituteRecord = "substitute_record" (RecordSubstitute) -> SubstituteView;
+    /// The substitute ledger (excluded from assessment).
+    SubstituteListOp = "substitute_list" (ListSubstitutes) -> SubstituteList;
+}
+
+/// An integrator changed the lines of an order its distributor had not
+/// answered yet; `lines` and the total replace the placed ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OrderUpdated {
+    pub order: OrderId,
+    pub period: PeriodId,
+    pub hospital: OrgId,
+    pub hospital_region: RegionCode,
+    pub distributor: OrgId,
+    pub lines: Vec<OrderLine>,
+    pub total_amount_fen: Money,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Event for OrderUpdated {
+    const SERVICE: Service = Service::Orders;
+    const AGGREGATE: &'static str = "order";
+    const NAME: &'static str = "updated";
 }
 
 #[cfg(test)]
@@ -723,7 +1012,10 @@ mod tests {
         assert_event::<OfflinePurchaseDeclared>(&ns, "orders.offline_purchase.declared");
         assert_event::<IngestRejected>(&ns, "orders.ingest.rejected");
         assert_event::<SubstituteRecorded>(&ns, "orders.substitute.recorded");
-        assert_eq!(event_schemas().len(), 11);
+        assert_event::<ShortageFlagged>(&ns, "orders.shortage.flagged");
+        assert_event::<ShortageLifted>(&ns, "orders.shortage.lifted");
+        assert_event::<OrderUpdated>(&ns, "orders.order.updated");
+        assert_eq!(event_schemas().len(), 14);
         // The example of DESIGN §3.
         assert_eq!(
             ReceiptAccepted::subject(&Namespace::default()),

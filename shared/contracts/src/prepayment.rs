@@ -11,6 +11,7 @@ use vbp_kernel::{BasisPoints, Money, OrgId, RegionCode};
 
 use crate::agreements::{AgreementId, PeriodId, ProjectId};
 use crate::event::Event;
+use crate::files::ExportedFile;
 use crate::orders::SettlementId;
 use crate::service::Service;
 
@@ -78,6 +79,9 @@ pub struct PrepaymentApproved {
     pub period: PeriodId,
     pub amount_fen: Money,
     pub approved_by: OrgId,
+    /// The Beijing date of the approval decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_on: Option<NaiveDate>,
     /// Disbursement is late after this instant (working days from approval).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disburse_by: Option<DateTime<Utc>>,
@@ -330,8 +334,13 @@ pub struct LedgerView {
     pub rule: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<OrgId>,
+    /// When the approval was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_at: Option<DateTime<Utc>>,
+    /// The Beijing date of the approval decision (the disbursement deadline
+    /// counts from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_on: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disburse_by: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -376,6 +385,11 @@ pub struct LedgerList {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApproveLedger {
     pub ledger: LedgerId,
+    /// The date of an approval decided before it is recorded here (e.g. on
+    /// paper when the platform went live mid-period): not after today and
+    /// not before the period's first day, Beijing. Default: today.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_on: Option<NaiveDate>,
 }
 
 /// Records the disbursement (划拨) of an approved prepayment.
@@ -409,12 +423,60 @@ pub struct RegionSummaryRow {
     pub balance_fen: Money,
 }
 
+/// Sums over every row of a summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SummaryTotals {
+    pub ledgers: i64,
+    pub blocked: i64,
+    pub agreed_amount_fen: Money,
+    pub amount_fen: Money,
+    pub disbursed_fen: Money,
+    pub offset_fen: Money,
+    pub deducted_fen: Money,
+    pub adjustment_fen: Money,
+    pub balance_fen: Money,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RegionSummary {
     pub rows: Vec<RegionSummaryRow>,
-    /// Σ disbursed − Σ offsets − Σ deductions + Σ adjustments = Σ balances,
-    /// in every row and in total.
+    #[serde(default)]
+    pub total: SummaryTotals,
+    /// Ledgers in scope whose balance is not Σ disbursed − Σ offsets −
+    /// Σ deductions + Σ adjustments of their own entries (empty when sound).
+    #[serde(default)]
+    pub unreconciled: Vec<LedgerId>,
+    /// Σ disbursed − Σ offsets − Σ deductions + Σ adjustments = Σ balances
+    /// per ledger, in every row and in total.
     pub reconciled: bool,
+}
+
+/// Close an ended period now: what a period-end timer does, for periods
+/// the service learned of only after they ended (history being loaded) and
+/// for ledgers calculated after the close.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ClosePeriod {
+    pub period: PeriodId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PeriodClosed {
+    pub period: PeriodId,
+    /// Ledgers closed by this call (already closed ones are left alone).
+    pub closed: i64,
+    /// Of those, ledgers whose unrecovered balance became a deduction.
+    pub deducted: i64,
+}
+
+/// A hospital's prepayment statement as `.xlsx`: every ledger in scope with
+/// its calculation and each entry with the running balance. A hospital gets
+/// its own; a bureau or the operator names the hospital.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ExportStatement {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hospital: Option<OrgId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<PeriodId>,
 }
 
 /// Recalculate every open ledger of hospitals in `region`'s subtree (e.g. a
@@ -449,6 +511,12 @@ crate::rpc_operations! { Service::Prepayment, "prepayment";
     /// Recalculate a region's open ledgers in one transaction (operator, or
     /// a bureau over its own subtree).
     LedgerRecalculate = "ledger_recalculate" (RecalculateLedgers) -> RecalculationResult;
+    /// Close an ended period: deductions (冲减) and next-period blocks.
+    PeriodClose = "period_close" (ClosePeriod) -> PeriodClosed;
+    /// A hospital's statement (ledgers, calculations, entries) as `.xlsx`.
+    StatementExport = "statement_export" (ExportStatement) -> ExportedFile;
+    /// Totals per region × project × period with the reconciliation, as `.xlsx`.
+    SummaryExport = "summary_export" (SummariseRegions) -> ExportedFile;
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::{agreements, distribution, ingest, issues, meta, orders, prepayment, rpc, system};
+use crate::{
+    agreements, distribution, ingest, issues, meta, orders, prepayment, reconcile, rpc, system,
+};
 
 /// Every payload type by a stable name.
 pub fn all() -> BTreeMap<&'static str, schemars::Schema> {
@@ -15,6 +17,14 @@ pub fn all() -> BTreeMap<&'static str, schemars::Schema> {
     out.insert("FlowRequest", schemars::schema_for!(system::FlowRequest));
     out.insert("FlowResponse", schemars::schema_for!(system::FlowResponse));
     out.insert("DeadLetter", schemars::schema_for!(system::DeadLetter));
+    out.insert(
+        "ReconcileFiguresRequest",
+        schemars::schema_for!(reconcile::FiguresRequest),
+    );
+    out.insert(
+        "ReconcileFiguresResponse",
+        schemars::schema_for!(reconcile::FiguresResponse),
+    );
     for event in ingest::EVENTS {
         if let Some(schema) = ingest::schema_of(event) {
             out.insert(event, schema);

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod health;
 pub mod host;
+pub mod reconcile;
 pub mod runtime;
 pub mod sheets;
 pub mod shutdown;

@@ -264,6 +264,7 @@ fn route_tag(route: &Route) -> String {
         (None, Target::Rpc { service, .. }) => service.to_string(),
         (None, Target::Ingest) => system::TAG_INGEST.to_owned(),
         (None, Target::Flow) => system::TAG_FLOWS.to_owned(),
+        (None, Target::Reconcile) => system::TAG_RECONCILIATION.to_owned(),
     }
 }
 

@@ -57,6 +57,8 @@ pub enum Target {
     Ingest,
     /// The flow timeline fan-out ([`crate::flows`]).
     Flow,
+    /// The reconciliation report fan-out ([`crate::reconcile`]).
+    Reconcile,
 }
 
 /// A request type: its schema for the document, and a check that a merged
@@ -65,6 +67,9 @@ pub enum Target {
 pub struct RequestType {
     pub(crate) schema: fn(&mut SchemaGenerator) -> schemars::Schema,
     pub(crate) validate: fn(&serde_json::Value) -> Result<(), Problem>,
+    /// The type's whole schema (with its definitions), for the checks serde
+    /// does not make: ranges, lengths, item counts.
+    pub(crate) root: fn() -> serde_json::Value,
 }
 
 impl RequestType {
@@ -72,6 +77,7 @@ impl RequestType {
         Self {
             schema: |g| g.subschema_for::<T>(),
             validate: input::validate_as::<T>,
+            root: || serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default(),
         }
     }
 }
@@ -107,6 +113,9 @@ pub struct Route {
     pub(crate) response: Option<ResponseType>,
     pub(crate) success: StatusCode,
     pub(crate) errors: Vec<(StatusCode, String)>,
+    /// How long the service may take, when longer than the gateway's RPC
+    /// timeout (a province-wide batch operation).
+    pub(crate) timeout: Option<std::time::Duration>,
 }
 
 impl Route {
@@ -143,6 +152,7 @@ impl Route {
             response: None,
             success: StatusCode::OK,
             errors: Vec::new(),
+            timeout: None,
         }
     }
 
@@ -220,6 +230,13 @@ impl Route {
         self
     }
 
+    /// Allows the service this long to answer instead of the gateway's RPC
+    /// timeout.
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
     /// The OpenAPI tag; defaults to the target service's name.
     pub fn tag(mut self, tag: impl Into<String>) -> Self {
         self.tag = Some(tag.into());
@@ -285,6 +302,7 @@ impl Route {
             Target::Rpc { service, operation } => format!("{service}_{operation}"),
             Target::Ingest => "ingest".to_owned(),
             Target::Flow => "flow".to_owned(),
+            Target::Reconcile => "reconciliation".to_owned(),
         }
     }
 

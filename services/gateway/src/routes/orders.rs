@@ -1,6 +1,7 @@
 //! Orders and settlement (订单与结算): the order lifecycle from placement to
-//! payment, offline purchase declarations, integrators' rejected messages and
-//! the settlement / timely / online rates. The service scopes every answer.
+//! payment, offline settlement moves, offline purchase declarations,
+//! integrators' rejected messages, the settlement / timely / online rates and
+//! shortage mode (flags, substitute ledger). The service scopes every answer.
 
 use axum::http::{Method, StatusCode};
 use vbp_contracts::orders::*;
@@ -73,6 +74,13 @@ pub fn routes() -> Vec<Route> {
         )
         .allow([Hospital])
         .status(StatusCode::CREATED),
+        r::<AcceptanceListOp>(
+            M::GET,
+            "/acceptances",
+            "验收记录（待开票、待结算、逾期）",
+            "Acceptances: to invoice, to pay, overdue",
+        )
+        .allow([Hospital, Distributor, Bureau, Operator]),
         r::<InvoiceIssue>(
             M::POST,
             "/acceptances/{acceptance}/invoice",
@@ -83,10 +91,24 @@ pub fn routes() -> Vec<Route> {
         r::<SettlementPay>(
             M::POST,
             "/acceptances/{acceptance}/settlement",
-            "结算回款（在线、医保直接结算、线下须说明理由）",
-            "Pay: online, direct by the fund, or offline with a reason",
+            "结算回款（在线、医保直接结算）",
+            "Pay: online by the hospital, or direct by the fund",
         )
         .allow([Hospital, Bureau, Operator]),
+        r::<SettlementMoveOffline>(
+            M::POST,
+            "/acceptances/{acceptance}/offline-settlement",
+            "转线下结算（须说明理由，留痕）",
+            "Move an item to offline settlement (reason required, audited)",
+        )
+        .allow([Hospital]),
+        r::<OfflineSettlementListOp>(
+            M::GET,
+            "/offline-settlements",
+            "转线下结算记录（操作人、时间、理由）",
+            "Items moved to offline settlement: who, when, why",
+        )
+        .allow([Hospital, Distributor, Bureau, Operator]),
         r::<OfflinePurchaseDeclare>(
             M::POST,
             "/offline-purchases",
@@ -107,6 +129,54 @@ pub fn routes() -> Vec<Route> {
             "/rates",
             "结算率、及时结算率、网采率",
             "Settlement, timely settlement and online rates",
+        )
+        .allow([Hospital, Bureau, Operator]),
+        r::<RatesExport>(
+            M::GET,
+            "/rates/export",
+            "导出各医院结算率、及时结算率、网采率（Excel）",
+            "Export the rates per hospital (.xlsx, base64)",
+        )
+        .allow([Hospital, Bureau, Operator])
+        .error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too many rows: filter by region or hospital",
+        ),
+        r::<ShortageFlag>(
+            M::POST,
+            "/shortages",
+            "医保部门标记中选产品供应紧张（设定单笔订单上限）",
+            "Flag a winning product short in the region (cap per order line)",
+        )
+        .allow([Bureau])
+        .status(StatusCode::CREATED),
+        r::<ShortageLift>(
+            M::POST,
+            "/shortages/{shortage}/lift",
+            "解除供应紧张标记",
+            "Lift a shortage flag",
+        )
+        .allow([Bureau]),
+        r::<ShortageListOp>(
+            M::GET,
+            "/shortages",
+            "供应紧张产品清单",
+            "Products flagged short",
+        )
+        .allow([Hospital, Distributor, Bureau, Operator]),
+        r::<SubstituteRecord>(
+            M::POST,
+            "/substitutes",
+            "登记非中选替代产品采购（工作台账，不纳入考核）",
+            "Record a non-winning substitute purchase (ledger, excluded from assessment)",
+        )
+        .allow([Hospital])
+        .status(StatusCode::CREATED),
+        r::<SubstituteListOp>(
+            M::GET,
+            "/substitutes",
+            "替代产品采购台账",
+            "The substitute purchase ledger",
         )
         .allow([Hospital, Bureau, Operator]),
     ]

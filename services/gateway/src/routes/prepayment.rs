@@ -2,7 +2,7 @@
 //! its approval and disbursement (划拨), offsets (冲抵) and deductions (冲减),
 //! and a per-region summary for bureaus. The service scopes every answer.
 
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use vbp_contracts::prepayment::*;
 use vbp_kernel::OrgKind::{Bureau, Hospital, Operator};
 
@@ -52,12 +52,44 @@ pub fn routes() -> Vec<Route> {
             "Prepayment summary per region, with reconciliation",
         )
         .allow([Bureau, Operator]),
+        r::<PeriodClose>(
+            M::POST,
+            "/prepayment/periods/{period}/close",
+            "协议期结束结算（冲减、下期不予预付）",
+            "Close an ended period: deductions and next-period blocks",
+        )
+        .allow([Bureau, Operator]),
+        r::<StatementExport>(
+            M::GET,
+            "/prepayment/statement/export",
+            "导出医疗机构预付金对账单（Excel）",
+            "Export a hospital's prepayment statement (.xlsx, base64)",
+        )
+        .allow([Hospital, Bureau, Operator])
+        .error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too many rows: filter by period",
+        ),
+        r::<SummaryExport>(
+            M::GET,
+            "/prepayment/summary/export",
+            "导出预付金区域汇总与对账（Excel）",
+            "Export the prepayment summary per region with reconciliation (.xlsx, base64)",
+        )
+        .allow([Bureau, Operator])
+        .error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too many rows: filter by period",
+        ),
         r::<LedgerRecalculate>(
             M::POST,
             "/prepayment/recalculations",
             "按新比例重新测算",
             "Recalculate a region's prepayments (after a ratio change)",
         )
-        .allow([Bureau, Operator]),
+        .allow([Bureau, Operator])
+        // A province is one transaction over every open ledger (measured:
+        // about 9 s for 600,000 agreement lines on 2 cores).
+        .timeout(std::time::Duration::from_secs(120)),
     ]
 }

@@ -3,6 +3,7 @@
 
 use axum::http::{Method, StatusCode};
 use vbp_contracts::Service;
+use vbp_contracts::reconcile::{FiguresRequest, ReconciliationReport};
 use vbp_contracts::system::{
     self, DlqListRequest, DlqListResponse, DlqReplayRequest, DlqReplayResponse, PingRequest,
     PingResponse,
@@ -15,6 +16,7 @@ use crate::ingest::{IngestBatch, IngestResponse};
 
 pub const TAG_INGEST: &str = "ingest";
 pub const TAG_FLOWS: &str = "flows";
+pub const TAG_RECONCILIATION: &str = "reconciliation";
 pub const TAG_OPS: &str = "operations";
 
 pub fn routes() -> Vec<Route> {
@@ -42,6 +44,20 @@ pub fn routes() -> Vec<Route> {
             )
             .tag(TAG_FLOWS)
             .response::<FlowTimeline>(),
+        Route::with_target(Method::GET, "/reconciliation", Target::Reconcile)
+            .allow([OrgKind::Bureau, OrgKind::Operator])
+            .summary("跨服务对账报告", "Reconciliation report across services")
+            .describe(
+                "Accepted quantities and amounts in orders against procurement progress in \
+                 agreements, and settled amounts in orders against the settlements prepayment \
+                 recovered from, per period × hospital (× product), within the caller's region. \
+                 `clean` is true when every check was compared and no key differs; every \
+                 difference is listed. A service that does not answer leaves its checks \
+                 uncompared (see `sources`); the answer is still 200.",
+            )
+            .tag(TAG_RECONCILIATION)
+            .request::<FiguresRequest>()
+            .response::<ReconciliationReport>(),
     ];
     for service in Service::BACKENDS {
         routes.push(

@@ -15,4 +15,6 @@ mod liaoning;
 mod limits;
 mod orders;
 mod policy;
+mod prepayment;
+mod reconcile;
 mod trace;

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use vbp_agreements::demo::{DISTRIBUTOR_SHENYANG, FUXIN_HOSPITAL, INTEGRATOR, PERIOD_2};
+use vbp_agreements::demo::{
+    DISTRIBUTOR_FUXIN, DISTRIBUTOR_SHENYANG, FUXIN_BUREAU, FUXIN_HOSPITAL, INTEGRATOR, PERIOD_2,
+};
 use vbp_contracts::Service;
 use vbp_kernel::{Actor, OrgKind};
 
-use crate::common::{Harness, json_ok};
+use crate::common::{Harness, json_ok, problem};
 
 const PRODUCT: &str = "C02010205103001107660000012";
 
@@ -134,4 +136,240 @@ async fn an_integrators_order_at_the_winning_price_is_placed_and_a_fen_off_is_re
         Some(1),
         "the refused order created nothing"
     );
+}
+
+/// Posts until the orders service's projections have caught up (the demo's
+/// relations arrive as events), then returns the created resource.
+async fn created(h: &Harness, path: &str, token: &str, body: &Value) -> Value {
+    until(path, async || {
+        let r = h.post(path, token, body).await;
+        (r.status() == 201).then_some(r)?.json::<Value>().await.ok()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_hospitals_order_runs_to_settlement_through_the_gateway_and_shortage_mode_caps_the_next()
+{
+    let h = Harness::start().await;
+    h.start_backend(Service::Agreements, vbp_agreements::run)
+        .await;
+    h.start_backend(Service::Distribution, vbp_distribution::run)
+        .await;
+    h.start_backend(Service::Orders, vbp_orders::run).await;
+    let operator = h.token(OrgKind::Operator);
+    json_ok(
+        h.post("/api/v1/demo/agreements", &operator, &json!({}))
+            .await,
+    )
+    .await;
+    until("the distribution demo", async || {
+        let r = h
+            .post("/api/v1/demo/distribution", &operator, &json!({}))
+            .await;
+        (r.status() == 200).then_some(json!(true))
+    })
+    .await;
+    h.env.clock.set(
+        "2024-09-02T02:00:00Z"
+            .parse::<DateTime<Utc>>()
+            .expect("time"),
+    );
+    let hospital = h.long_token_for(&who(FUXIN_HOSPITAL, OrgKind::Hospital, "210902"));
+    let distributor = h.long_token_for(&who(DISTRIBUTOR_SHENYANG, OrgKind::Distributor, "210100"));
+    let bureau = h.long_token_for(&who(FUXIN_BUREAU, OrgKind::Bureau, "210900"));
+    const PRICE: i64 = 72_000;
+    let line = |qty: i64, price: i64| {
+        json!({ "distributor": DISTRIBUTOR_SHENYANG,
+                "lines": [{ "national_code": PRODUCT, "quantity": qty, "unit_price_fen": price }] })
+    };
+
+    // Placed at the winning price; a fen off, another distributor, an
+    // unknown product: 422 naming the field.
+    let order = created(&h, "/api/v1/orders", &hospital, &line(12, PRICE)).await;
+    assert_eq!(order["state"], "placed");
+    assert_eq!(order["total_amount_fen"], 12 * PRICE);
+    let bad = problem(
+        h.post("/api/v1/orders", &hospital, &line(12, PRICE + 1))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(bad["field"], "lines[0].unit_price_fen");
+    let mut other = line(1, PRICE);
+    other["distributor"] = json!(DISTRIBUTOR_FUXIN);
+    let bad = problem(h.post("/api/v1/orders", &hospital, &other).await, 422).await;
+    assert_eq!(bad["field"], "distributor");
+    let mut unknown = line(1, PRICE);
+    unknown["lines"][0]["national_code"] = json!("C02010205103001107669999999");
+    let bad = problem(h.post("/api/v1/orders", &hospital, &unknown).await, 422).await;
+    assert_eq!(bad["field"], "lines[0].national_code");
+
+    let settle = async |order: &Value, qty: i64, invoice_no: &str| -> Value {
+        let id = order["order"].as_str().expect("order id");
+        json_ok(
+            h.post(
+                &format!("/api/v1/orders/{id}/response"),
+                &distributor,
+                &json!({ "response": "accepted" }),
+            )
+            .await,
+        )
+        .await;
+        let shipped = json_ok(
+            h.post(
+                &format!("/api/v1/orders/{id}/shipments"),
+                &distributor,
+                &json!({ "shipment_no": format!("FH-{invoice_no}"), "lines": [
+                    { "line_no": 1, "batch_no": "B240828", "expiry_date": "2027-08-27", "quantity": qty }] }),
+            )
+            .await,
+        )
+        .await;
+        let shipment = shipped["shipments"][0]["shipment"]
+            .as_str()
+            .expect("shipment");
+        json_ok(
+            h.post(
+                &format!("/api/v1/shipments/{shipment}/receipt"),
+                &hospital,
+                &json!({}),
+            )
+            .await,
+        )
+        .await;
+        let acc = json_ok(
+            h.post(
+                &format!("/api/v1/orders/{id}/acceptances"),
+                &hospital,
+                &json!({ "lines": [{ "line_no": 1, "accepted_quantity": qty }] }),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(acc["amount_fen"], qty * PRICE);
+        let a = acc["acceptance"].as_str().expect("acceptance").to_owned();
+        json_ok(
+            h.post(
+                &format!("/api/v1/acceptances/{a}/invoice"),
+                &distributor,
+                &json!({ "invoice_code": "021002400111", "invoice_number": invoice_no,
+                         "amount_fen": qty * PRICE, "tax_fen": qty * PRICE * 13 / 113,
+                         "issued_on": "2024-09-02" }),
+            )
+            .await,
+        )
+        .await
+    };
+    let first = settle(&order, 12, "00000001").await;
+    let first_id = first["acceptance"].as_str().expect("id");
+    assert_eq!(first["due_at"], "2024-10-31T16:00:00Z");
+    let paid = json_ok(
+        h.post(
+            &format!("/api/v1/acceptances/{first_id}/settlement"),
+            &hospital,
+            &json!({ "amount_fen": 12 * PRICE, "channel": "online" }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(paid["paid_fen"], 12 * PRICE);
+
+    // The bureau flags the product short with a cap of 5 per line.
+    let shortage = created(
+        &h,
+        "/api/v1/shortages",
+        &bureau,
+        &json!({ "national_code": PRODUCT, "cap_per_line": 5, "reason": "生产企业供货不足" }),
+    )
+    .await;
+    assert_eq!(shortage["region"], "210900");
+    let listed = json_ok(h.get("/api/v1/shortages", &hospital).await).await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+    let capped = created(&h, "/api/v1/orders", &hospital, &line(12, PRICE)).await;
+    assert_eq!(capped["lines"][0]["quantity"], 5);
+    assert_eq!(capped["lines"][0]["requested_quantity"], 12);
+    let second = settle(&capped, 5, "00000002").await;
+    let second_id = second["acceptance"].as_str().expect("id");
+
+    // Its invoice was wrong: moved offline with a reason, audited.
+    let refused = problem(
+        h.post(
+            &format!("/api/v1/acceptances/{second_id}/offline-settlement"),
+            &hospital,
+            &json!({ "reason": "" }),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(refused["field"], "reason");
+    json_ok(
+        h.post(
+            &format!("/api/v1/acceptances/{second_id}/offline-settlement"),
+            &hospital,
+            &json!({ "reason": "发票信息有误，转线下结算" }),
+        )
+        .await,
+    )
+    .await;
+    let open = json_ok(
+        h.get("/api/v1/acceptances?open_only=true", &distributor)
+            .await,
+    )
+    .await;
+    assert_eq!(open["items"].as_array().map(Vec::len), Some(0), "{open}");
+    let all = json_ok(h.get("/api/v1/acceptances", &bureau).await).await;
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(2), "{all}");
+    let audit = json_ok(h.get("/api/v1/offline-settlements", &bureau).await).await;
+    assert_eq!(audit["items"][0]["acceptance"], second_id);
+    assert_eq!(audit["items"][0]["reason"], "发票信息有误，转线下结算");
+    assert_eq!(audit["items"][0]["actor_org"], FUXIN_HOSPITAL);
+
+    // A non-winning substitute bought meanwhile goes to the ledger.
+    let entry = created(
+        &h,
+        "/api/v1/substitutes",
+        &hospital,
+        &json!({ "short_product": PRODUCT, "substitute_name": "非中选 6F 导引导管",
+                 "quantity": 3, "amount_fen": 255_000, "purchased_on": "2024-09-02" }),
+    )
+    .await;
+    let ledger = json_ok(h.get("/api/v1/substitutes", &bureau).await).await;
+    assert_eq!(ledger["items"][0]["entry"], entry["entry"]);
+    let lifted = json_ok(
+        h.post(
+            &format!(
+                "/api/v1/shortages/{}/lift",
+                shortage["shortage"].as_str().expect("id")
+            ),
+            &bureau,
+            &json!({ "reason": "恢复供应" }),
+        )
+        .await,
+    )
+    .await;
+    assert!(lifted["lifted_at"].is_string());
+
+    // Both are due in October: settled in full, one part offline; the
+    // substitute is not in the online rate.
+    let rates = json_ok(h.get("/api/v1/rates?month=2024-10-01", &bureau).await).await;
+    assert_eq!(rates["due_fen"], 17 * PRICE);
+    assert_eq!(rates["settled_fen"], 17 * PRICE);
+    assert_eq!(rates["settled_offline_fen"], 5 * PRICE);
+    assert_eq!(rates["settlement_rate_bp"], 10_000);
+    let sep = json_ok(h.get("/api/v1/rates?month=2024-09-01", &hospital).await).await;
+    assert_eq!(sep["online_fen"], 17 * PRICE);
+    assert_eq!(sep["online_rate_bp"], 10_000);
+    let file = json_ok(
+        h.get("/api/v1/rates/export?month=2024-10-01", &bureau)
+            .await,
+    )
+    .await;
+    assert_eq!(file["rows"], 2);
+    let bytes = vbp_platform::sheets::decode_base64(file["content_base64"].as_str().expect("b64"))
+        .expect("base64");
+    let table = vbp_platform::sheets::read_xlsx(&bytes).expect("xlsx");
+    assert_eq!(table[1][1], "阜新市中心医院");
+    assert_eq!(table[1][4], (17 * PRICE).to_string());
 }

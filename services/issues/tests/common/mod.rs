@@ -10,9 +10,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use vbp_bus::{Context, RpcClient, RpcError};
+use vbp_contracts::agreements::{
+    OrgRecord, OrgRegistered, PeriodId, ProjectId, SupplyItem, SupplyListPublished,
+};
+use vbp_contracts::distribution::{RelationActivated, RelationEnded, RelationId};
 use vbp_contracts::issues as p;
+use vbp_contracts::issues::*;
 use vbp_contracts::{Event, RpcOp};
-use vbp_kernel::{Actor, EventId, OrgId, OrgKind};
+use vbp_kernel::{Actor, EventId, Money, NationalCode, OrgId, OrgKind};
 use vbp_platform::Platform;
 use vbp_platform::testkit::{self, TestEnv};
 
@@ -186,6 +191,50 @@ impl World {
         self.seen.of(event_type)
     }
 
+    /// The evidence bucket, as the edge sees it.
+    pub async fn bucket(&self) -> async_nats::jetstream::object_store::ObjectStore {
+        self.platform
+            .js
+            .get_object_store(p::evidence_bucket(&self.platform.ns))
+            .await
+            .unwrap()
+    }
+
+    /// Uploads a file as the edge does: a slot, the bytes into the object
+    /// store, then registration.
+    pub async fn upload(
+        &self,
+        who: &Actor,
+        file_name: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<p::EvidenceView, RpcError> {
+        let slot = self
+            .call::<p::EvidenceBegin>(
+                who,
+                &p::BeginEvidence {
+                    file_name: file_name.into(),
+                    content_type: content_type.into(),
+                },
+            )
+            .await?;
+        self.bucket()
+            .await
+            .put(slot.object.as_str(), &mut &bytes[..])
+            .await
+            .unwrap();
+        self.call::<p::EvidenceUpload>(
+            who,
+            &p::UploadEvidence {
+                object: slot.object,
+                file_name: file_name.into(),
+                content_type: content_type.into(),
+                sealed: true,
+            },
+        )
+        .await
+    }
+
     pub fn set_clock(&self, s: &str) {
         self.env.clock.set(at(s));
     }
@@ -195,4 +244,181 @@ impl Drop for World {
     fn drop(&mut self) {
         self.platform.shutdown.cancel();
     }
+}
+
+pub const P1: &str = "C15011121200000107660000016";
+pub const P2: &str = "C15011121200000107660000017";
+
+pub struct Cast {
+    pub province: Actor,
+    pub nanchang: Actor,
+    pub nanchang_county: Actor,
+    pub jiujiang: Actor,
+    /// 东湖区 hospital (no county bureau → Nanchang city bureau).
+    pub a: Actor,
+    /// 南昌县 hospital (county bureau configured).
+    pub b: Actor,
+    pub m1: Actor,
+    pub m2: Actor,
+    pub d1: Actor,
+    pub d2: Actor,
+}
+
+pub fn nc(s: &str) -> NationalCode {
+    NationalCode::parse(s).unwrap()
+}
+
+impl Cast {
+    pub fn new() -> Cast {
+        let a = |k, r: &str| actor(k, OrgId::new(), r);
+        Cast {
+            province: a(OrgKind::Bureau, "360000"),
+            nanchang: a(OrgKind::Bureau, "360100"),
+            nanchang_county: a(OrgKind::Bureau, "360121"),
+            jiujiang: a(OrgKind::Bureau, "360400"),
+            a: a(OrgKind::Hospital, "360102"),
+            b: a(OrgKind::Hospital, "360121"),
+            m1: a(OrgKind::Manufacturer, "330100"),
+            m2: a(OrgKind::Manufacturer, "320100"),
+            d1: a(OrgKind::Distributor, "360100"),
+            d2: a(OrgKind::Distributor, "360100"),
+        }
+    }
+
+    pub async fn setup(&self, w: &World) {
+        for who in [
+            &self.province,
+            &self.nanchang,
+            &self.nanchang_county,
+            &self.jiujiang,
+            &self.a,
+            &self.b,
+            &self.m1,
+            &self.m2,
+            &self.d1,
+            &self.d2,
+        ] {
+            w.publish(
+                EventId::new(),
+                &OrgRegistered {
+                    record: OrgRecord {
+                        org: who.org,
+                        kind: who.org_kind,
+                        name: format!("{} {}", who.org_kind, who.region),
+                        region: who.region,
+                        nhsa_code: None,
+                        level: None,
+                        uscc: None,
+                        is_manufacturer: false,
+                        is_distributor: false,
+                        acts_for: vec![],
+                        active: true,
+                        revision: 1,
+                    },
+                    registered_at: at("2026-01-01T09:00:00+08:00"),
+                },
+            )
+            .await;
+        }
+        let item = |code: &str, name: &str, m: &Actor| SupplyItem {
+            national_code: nc(code),
+            generic_name: name.into(),
+            spec_model: "7Fr 单腔".into(),
+            unit: "支".into(),
+            manufacturer: m.org,
+            manufacturer_name: "厂家".into(),
+            winning_price_fen: Money::from_fen(12_300),
+            product_group: "G1".into(),
+        };
+        w.publish(
+            EventId::new(),
+            &SupplyListPublished {
+                period: PeriodId::new(),
+                project: ProjectId::new(),
+                project_code: "JX-2026-01".into(),
+                period_number: 1,
+                starts_at: at("2025-08-01T00:00:00+08:00"),
+                ends_at: at("2026-08-01T00:00:00+08:00"),
+                revision: 1,
+                items: vec![
+                    item(P1, "中心静脉导管", &self.m1),
+                    item(P2, "输液器", &self.m2),
+                ],
+                published_at: at("2025-07-20T09:00:00+08:00"),
+            },
+        )
+        .await;
+        // Hospital A × P1: D1 until 2026-01-10, then D2.
+        let (r1, r2) = (RelationId::new(), RelationId::new());
+        let rel = |id, d: &Actor, from: &str| RelationActivated {
+            relation: id,
+            period: PeriodId::new(),
+            hospital: self.a.org,
+            hospital_region: self.a.region,
+            national_code: nc(P1),
+            manufacturer: self.m1.org,
+            distributor: d.org,
+            valid_from: at(from),
+            valid_to: None,
+            replaces: None,
+            activated_at: at(from),
+        };
+        w.publish(
+            EventId::new(),
+            &rel(r1, &self.d1, "2025-08-01T00:00:00+08:00"),
+        )
+        .await;
+        w.publish(
+            EventId::new(),
+            &RelationEnded {
+                relation: r1,
+                period: PeriodId::new(),
+                hospital: self.a.org,
+                hospital_region: self.a.region,
+                national_code: nc(P1),
+                manufacturer: self.m1.org,
+                distributor: self.d1.org,
+                valid_from: at("2025-08-01T00:00:00+08:00"),
+                valid_to: at("2026-01-10T00:00:00+08:00"),
+                reason: "change".into(),
+                replaced_by: Some(r2),
+                ended_at: at("2026-01-09T10:00:00+08:00"),
+            },
+        )
+        .await;
+        w.publish(
+            EventId::new(),
+            &rel(r2, &self.d2, "2026-01-10T00:00:00+08:00"),
+        )
+        .await;
+        w.wait_count("SELECT count(*) FROM orgs", 10).await;
+        w.wait_count("SELECT count(*) FROM supply_items", 2).await;
+        w.wait_count(
+            "SELECT count(*) FROM relations WHERE valid_to IS NOT NULL",
+            1,
+        )
+        .await;
+        w.wait_count("SELECT count(*) FROM relations", 2).await;
+    }
+
+    pub fn filing(&self, code: &str, t: IssueType, occurred: &str) -> FileIssue {
+        FileIssue {
+            national_code: nc(code),
+            quantity: 20,
+            issue_type: t,
+            occurred_at: at(occurred),
+            impact_scope: "心内科手术排期".into(),
+            statement: "已盖章情况说明".into(),
+            statement_sealed: true,
+            evidence: vec![],
+        }
+    }
+}
+
+pub fn recipients(v: &IssueView, role: RecipientRole) -> Vec<OrgId> {
+    v.recipients
+        .iter()
+        .filter(|r| r.role == role)
+        .map(|r| r.org)
+        .collect()
 }

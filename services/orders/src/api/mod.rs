@@ -6,6 +6,7 @@
 pub mod orders;
 pub mod queries;
 pub mod settlement;
+pub mod shortage;
 
 use std::sync::Arc;
 

@@ -30,7 +30,9 @@ pub struct NewOrder {
 /// Places an order inside the caller's transaction: the period follows from
 /// the order time, every price must be that period's winning price to the
 /// fen, and the distributor must deliver every product to the hospital at
-/// that time. Quantities beyond the agreed volume are valid.
+/// that time. Quantities beyond the agreed volume are valid. A line of a
+/// product flagged short in the hospital's region at the order time is
+/// capped at the flag's cap (`domain::cap_line`).
 pub async fn place_in(
     conn: &mut PgConnection,
     outbox: &Outbox,
@@ -120,17 +122,20 @@ pub async fn place_in(
                 ),
             ));
         }
+        let short = store::shortage_at(conn, hospital.region, code, n.placed_at).await?;
+        let (qty, requested) = domain::cap_line(*qty, short.map(|s| s.cap_per_line));
         let amount = item
             .winning_price
-            .mul_quantity(*qty)
+            .mul_quantity(qty)
             .ok_or_else(|| RpcError::invalid(f("quantity"), "quantity × price overflows"))?;
         lines.push(OrderLine {
             line_no: i as i32 + 1,
             national_code: code.clone(),
             manufacturer: item.manufacturer,
-            quantity: *qty,
+            quantity: qty,
             unit_price_fen: item.winning_price,
             amount_fen: amount,
+            requested_quantity: requested,
         });
     }
     let total = Money::checked_sum(lines.iter().map(|l| l.amount_fen))
@@ -174,6 +179,7 @@ pub async fn place_in(
                 rejected_quantity: 0,
                 unit_price_fen: l.unit_price_fen,
                 amount_fen: l.amount_fen,
+                requested_quantity: l.requested_quantity,
             })
             .collect(),
         shipments: vec![],
@@ -330,6 +336,11 @@ pub async fn order_respond(svc: Shared, ctx: Context, req: RespondOrder) -> R<Or
             (OrderState::Refused, Some(why))
         }
     };
+    for (n, q, _) in &confirmed {
+        if *q > 0 {
+            served_first(&mut tx, &o, &by_line[n].national_code, now).await?;
+        }
+    }
     store::set_response(&mut tx, o.order, state, reason.as_deref(), &confirmed, now).await?;
     let ev = OrderResponded {
         order: o.order,
@@ -358,110 +369,57 @@ pub async fn order_respond(svc: Shared, ctx: Context, req: RespondOrder) -> R<Or
     Ok(view)
 }
 
+/// Shortage mode's priority (湘医保函〔2024〕2号: 优先确保前期参与报量医疗机构):
+/// while a product is flagged short in the hospital's region, a distributor
+/// may confirm it to a hospital without an agreed volume for it only once
+/// it has answered every waiting order of hospitals with one in the flagged
+/// region. Refusing stays possible.
+pub async fn served_first(
+    conn: &mut PgConnection,
+    o: &OrderView,
+    code: &NationalCode,
+    now: DateTime<Utc>,
+) -> R<()> {
+    let Some(short) = store::shortage_at(conn, o.hospital_region, code, now).await? else {
+        return Ok(());
+    };
+    if store::has_agreed_volume(conn, o.period, o.hospital, code).await? {
+        return Ok(());
+    }
+    let (lo, hi) = domain::region_range(short.region);
+    let waiting = store::waiting_priority_orders(conn, o.distributor, code, lo, hi).await?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = waiting.iter().map(|w| w.to_string()).collect();
+    Err(RpcError::conflict(
+        "shortage_priority",
+        format!(
+            "{code} is flagged short in region {}: answer first the waiting orders of hospitals \
+             with an agreed volume for it ({}); hospital {} has none",
+            short.region,
+            ids.join(", "),
+            o.hospital
+        ),
+    ))
+}
+
 pub async fn shipment_dispatch(svc: Shared, ctx: Context, req: DispatchShipment) -> R<OrderView> {
     let a = actor(&ctx)?;
     require_kind(a, &[OrgKind::Distributor], "ship an order")?;
     let now = svc.clock.now();
     let mut tx = begin(&svc).await?;
     let o = own_order(&mut tx, a, req.order, "ship").await?;
-    if o.state != OrderState::Confirmed {
-        return Err(transition(format!(
-            "order {} is {:?}; only a confirmed order can be shipped",
-            o.order, o.state
-        )));
-    }
-    let no = req.shipment_no.trim();
-    if no.is_empty() || no.chars().count() > 64 {
-        return Err(RpcError::invalid(
-            "shipment_no",
-            "a shipment number has 1 to 64 characters",
-        ));
-    }
-    if o.shipments.iter().any(|s| s.shipment_no == no) {
-        return Err(RpcError::conflict(
-            "duplicate_shipment",
-            format!("order {} already has shipment {no}", o.order),
-        )
-        .with_field("shipment_no"));
-    }
-    if req.lines.is_empty() {
-        return Err(RpcError::invalid(
-            "lines",
-            "a shipment has at least one line",
-        ));
-    }
-    let today = domain::local_date(now);
-    let by_line: BTreeMap<i32, &OrderLineView> = o.lines.iter().map(|l| (l.line_no, l)).collect();
-    let mut adding: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut lines = Vec::new();
-    for (i, l) in req.lines.iter().enumerate() {
-        let f = |x: &str| format!("lines[{i}].{x}");
-        let Some(line) = by_line.get(&l.line_no) else {
-            return Err(RpcError::invalid(
-                f("line_no"),
-                format!("order {} has no line {}", o.order, l.line_no),
-            ));
-        };
-        if l.batch_no.trim().is_empty() {
-            return Err(RpcError::invalid(
-                f("batch_no"),
-                "a batch number is required",
-            ));
-        }
-        if l.expiry_date <= today {
-            return Err(RpcError::invalid(
-                f("expiry_date"),
-                format!(
-                    "goods expiring on {} may not be shipped on {today}",
-                    l.expiry_date
-                ),
-            ));
-        }
-        if l.quantity < 1 {
-            return Err(RpcError::invalid(
-                f("quantity"),
-                "quantity must be at least 1",
-            ));
-        }
-        let total = adding.entry(l.line_no).or_default();
-        *total += l.quantity;
-        let confirmed = line.confirmed_quantity.unwrap_or(0);
-        if line.shipped_quantity + *total > confirmed {
-            return Err(RpcError::invalid(
-                f("quantity"),
-                format!(
-                    "line {} would ship {} in all, more than the {} confirmed",
-                    l.line_no,
-                    line.shipped_quantity + *total,
-                    confirmed
-                ),
-            ));
-        }
-        lines.push(ShipmentLine {
-            line_no: l.line_no,
-            national_code: line.national_code.clone(),
-            batch_no: l.batch_no.trim().to_owned(),
-            expiry_date: l.expiry_date,
-            quantity: l.quantity,
-        });
-    }
-    let id = ShipmentId::new();
-    store::insert_shipment(&mut tx, id, o.order, no, &lines, now).await?;
-    svc.outbox
-        .append(
-            &mut tx,
-            &ctx,
-            &ShipmentDispatched {
-                shipment: id,
-                order: o.order,
-                hospital: o.hospital,
-                distributor: o.distributor,
-                shipment_no: no.to_owned(),
-                lines,
-                shipped_at: now,
-            },
-        )
-        .await?;
+    dispatch_in(
+        &mut tx,
+        &svc.outbox,
+        &ctx,
+        &o,
+        &req.shipment_no,
+        &req.lines,
+        now,
+    )
+    .await?;
     let view = store::get_order(&mut tx, o.order, false)
         .await?
         .ok_or_else(|| not_found("order", o.order))?;
@@ -686,4 +644,117 @@ pub async fn receipt_accept(svc: Shared, ctx: Context, req: AcceptReceipt) -> R<
     .await?;
     tx.commit().await?;
     Ok(v)
+}
+
+/// Ships part of a (locked) confirmed order at `at` inside the caller's
+/// transaction: batch numbers, unexpired goods, and never more than
+/// confirmed per line.
+pub async fn dispatch_in(
+    conn: &mut PgConnection,
+    outbox: &Outbox,
+    ctx: &Context,
+    o: &OrderView,
+    shipment_no: &str,
+    lines_in: &[DispatchLine],
+    at: DateTime<Utc>,
+) -> R<ShipmentId> {
+    if o.state != OrderState::Confirmed {
+        return Err(transition(format!(
+            "order {} is {:?}; only a confirmed order can be shipped",
+            o.order, o.state
+        )));
+    }
+    let no = shipment_no.trim();
+    if no.is_empty() || no.chars().count() > 64 {
+        return Err(RpcError::invalid(
+            "shipment_no",
+            "a shipment number has 1 to 64 characters",
+        ));
+    }
+    if o.shipments.iter().any(|s| s.shipment_no == no) {
+        return Err(RpcError::conflict(
+            "duplicate_shipment",
+            format!("order {} already has shipment {no}", o.order),
+        )
+        .with_field("shipment_no"));
+    }
+    if lines_in.is_empty() {
+        return Err(RpcError::invalid(
+            "lines",
+            "a shipment has at least one line",
+        ));
+    }
+    let today = domain::local_date(at);
+    let by_line: BTreeMap<i32, &OrderLineView> = o.lines.iter().map(|l| (l.line_no, l)).collect();
+    let mut adding: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut lines = Vec::new();
+    for (i, l) in lines_in.iter().enumerate() {
+        let f = |x: &str| format!("lines[{i}].{x}");
+        let Some(line) = by_line.get(&l.line_no) else {
+            return Err(RpcError::invalid(
+                f("line_no"),
+                format!("order {} has no line {}", o.order, l.line_no),
+            ));
+        };
+        if l.batch_no.trim().is_empty() {
+            return Err(RpcError::invalid(
+                f("batch_no"),
+                "a batch number is required",
+            ));
+        }
+        if l.expiry_date <= today {
+            return Err(RpcError::invalid(
+                f("expiry_date"),
+                format!(
+                    "goods expiring on {} may not be shipped on {today}",
+                    l.expiry_date
+                ),
+            ));
+        }
+        if l.quantity < 1 {
+            return Err(RpcError::invalid(
+                f("quantity"),
+                "quantity must be at least 1",
+            ));
+        }
+        let total = adding.entry(l.line_no).or_default();
+        *total += l.quantity;
+        let confirmed = line.confirmed_quantity.unwrap_or(0);
+        if line.shipped_quantity + *total > confirmed {
+            return Err(RpcError::invalid(
+                f("quantity"),
+                format!(
+                    "line {} would ship {} in all, more than the {} confirmed",
+                    l.line_no,
+                    line.shipped_quantity + *total,
+                    confirmed
+                ),
+            ));
+        }
+        lines.push(ShipmentLine {
+            line_no: l.line_no,
+            national_code: line.national_code.clone(),
+            batch_no: l.batch_no.trim().to_owned(),
+            expiry_date: l.expiry_date,
+            quantity: l.quantity,
+        });
+    }
+    let id = ShipmentId::new();
+    store::insert_shipment(conn, id, o.order, no, &lines, at).await?;
+    outbox
+        .append(
+            conn,
+            ctx,
+            &ShipmentDispatched {
+                shipment: id,
+                order: o.order,
+                hospital: o.hospital,
+                distributor: o.distributor,
+                shipment_no: no.to_owned(),
+                lines,
+                shipped_at: at,
+            },
+        )
+        .await?;
+    Ok(id)
 }

@@ -1,9 +1,11 @@
 //! Reads, scoped by the actor.
 
-use chrono::Datelike;
+use chrono::{Datelike, NaiveDate};
 use vbp_bus::{Context, RpcError};
+use vbp_contracts::files::ExportedFile;
 use vbp_contracts::orders::*;
-use vbp_kernel::{Money, OrgKind};
+use vbp_kernel::{Money, OrgId, OrgKind, RegionCode};
+use vbp_platform::sheets::{self, Cell, Column, col};
 
 use super::{R, Shared, actor, not_found, scope_of};
 use crate::domain::{month_bounds, rate_bp, region_range};
@@ -56,6 +58,34 @@ pub async fn order_list(svc: Shared, ctx: Context, req: ListOrders) -> R<OrderLi
     Ok(OrderList { items })
 }
 
+pub async fn acceptance_list(svc: Shared, ctx: Context, req: ListAcceptances) -> R<AcceptanceList> {
+    let a = actor(&ctx)?;
+    if req.limit == 0 || req.limit > 500 {
+        return Err(RpcError::invalid(
+            "limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    let mut conn = svc.pool.acquire().await?;
+    let ids = store::list_acceptances(
+        &mut conn,
+        &scope_of(a),
+        req.order,
+        req.hospital,
+        req.open_only,
+        req.overdue_only,
+        req.limit as i64,
+    )
+    .await?;
+    let mut items = Vec::new();
+    for id in ids {
+        if let Some(r) = store::get_acceptance(&mut conn, id, false).await? {
+            items.push(r.view);
+        }
+    }
+    Ok(AcceptanceList { items })
+}
+
 pub async fn ingest_rejection_list(
     svc: Shared,
     ctx: Context,
@@ -82,23 +112,20 @@ pub async fn ingest_rejection_list(
     Ok(IngestRejectionList { items })
 }
 
-pub async fn rates_get(svc: Shared, ctx: Context, req: QueryRates) -> R<RatesView> {
-    let a = actor(&ctx)?;
+/// Whose rates the caller may read: (hospital filter, region).
+fn rates_scope(a: &vbp_kernel::Actor, req: &QueryRates) -> R<(Option<OrgId>, RegionCode)> {
     if req.month.day() != 1 {
         return Err(RpcError::invalid(
             "month",
             "a month is given as its first day",
         ));
     }
-    let (hospital, region) = match a.org_kind {
+    match a.org_kind {
         OrgKind::Hospital => {
             if req.hospital.is_some_and(|h| h != a.org) {
                 return Err(RpcError::forbidden("a hospital sees only its own rates"));
             }
-            (
-                Some(a.org),
-                req.region.unwrap_or(vbp_kernel::RegionCode::NATIONAL),
-            )
+            Ok((Some(a.org), req.region.unwrap_or(RegionCode::NATIONAL)))
         }
         OrgKind::Bureau => {
             let r = req.region.unwrap_or(a.region);
@@ -109,32 +136,124 @@ pub async fn rates_get(svc: Shared, ctx: Context, req: QueryRates) -> R<RatesVie
                 ))
                 .with_field("region"));
             }
-            (req.hospital, r)
+            Ok((req.hospital, r))
         }
-        OrgKind::Operator => (
-            req.hospital,
-            req.region.unwrap_or(vbp_kernel::RegionCode::NATIONAL),
-        ),
-        _ => {
-            return Err(RpcError::forbidden(
-                "rates are for hospitals, bureaus and operators",
-            ));
-        }
-    };
-    let (lo, hi) = region_range(region);
-    let (from, to) = month_bounds(req.month);
-    let mut conn = svc.pool.acquire().await?;
-    let s = store::rate_sums(&mut conn, hospital, lo, hi, from, to, req.month).await?;
-    Ok(RatesView {
-        month: req.month,
+        OrgKind::Operator => Ok((req.hospital, req.region.unwrap_or(RegionCode::NATIONAL))),
+        _ => Err(RpcError::forbidden(
+            "rates are for hospitals, bureaus and operators",
+        )),
+    }
+}
+
+fn rates_view(month: NaiveDate, s: &store::RateSums) -> RatesView {
+    RatesView {
+        month,
         due_fen: Money::from_fen(s.due),
         settled_fen: Money::from_fen(s.settled),
         settled_on_time_fen: Money::from_fen(s.on_time),
         overdue_count: s.overdue,
         online_fen: Money::from_fen(s.online),
         offline_declared_fen: Money::from_fen(s.offline),
+        settled_offline_fen: Money::from_fen(s.settled_offline),
         settlement_rate_bp: rate_bp(s.settled, s.due),
         timely_rate_bp: rate_bp(s.on_time, s.due),
         online_rate_bp: rate_bp(s.online, s.online + s.offline),
+    }
+}
+
+/// Settlement rate = settled ÷ due and timely rate = paid by the deadline ÷
+/// due, over acceptances due in the month; online rate = accepted on the
+/// platform in the month ÷ (that + declared offline purchases). The
+/// substitute ledger of shortage mode is not read.
+pub async fn rates_get(svc: Shared, ctx: Context, req: QueryRates) -> R<RatesView> {
+    let a = actor(&ctx)?;
+    let (hospital, region) = rates_scope(a, &req)?;
+    let (lo, hi) = region_range(region);
+    let (from, to) = month_bounds(req.month);
+    let mut conn = svc.pool.acquire().await?;
+    let s = store::rate_sums(&mut conn, hospital, lo, hi, from, to, req.month).await?;
+    Ok(rates_view(req.month, &s))
+}
+
+const RATES_SHEET: [Column; 16] = [
+    col("行政区划 region", 10.0),
+    col("医院 hospital", 28.0),
+    col("医院ID hospital_id", 38.0),
+    col("月份 month", 10.0),
+    col("应结算金额(分) due_fen", 14.0),
+    col("已结算金额(分) settled_fen", 14.0),
+    col("按时结算金额(分) settled_on_time_fen", 16.0),
+    col("线下结算金额(分) settled_offline_fen", 16.0),
+    col("逾期笔数 overdue_count", 10.0),
+    col("网上采购金额(分) online_fen", 14.0),
+    col("申报线下采购金额(分) offline_declared_fen", 18.0),
+    col("结算率 settlement_rate", 10.0),
+    col("及时结算率 timely_rate", 10.0),
+    col("网采率 online_rate", 10.0),
+    col("结算率(bp) settlement_rate_bp", 10.0),
+    col("网采率(bp) online_rate_bp", 10.0),
+];
+
+fn percent(bp: Option<u32>) -> Cell {
+    bp.map_or(Cell::Empty, |b| {
+        format!("{}.{:02}%", b / 100, b % 100).into()
     })
+}
+
+fn rates_row(region: &str, name: &str, id: &str, v: &RatesView) -> Vec<Cell> {
+    let bp = |b: Option<u32>| b.map_or(Cell::Empty, |b| Cell::Int(b as i64));
+    vec![
+        region.into(),
+        name.into(),
+        id.into(),
+        v.month.format("%Y-%m").to_string().into(),
+        Cell::Int(v.due_fen.fen()),
+        Cell::Int(v.settled_fen.fen()),
+        Cell::Int(v.settled_on_time_fen.fen()),
+        Cell::Int(v.settled_offline_fen.fen()),
+        Cell::Int(v.overdue_count),
+        Cell::Int(v.online_fen.fen()),
+        Cell::Int(v.offline_declared_fen.fen()),
+        percent(v.settlement_rate_bp),
+        percent(v.timely_rate_bp),
+        percent(v.online_rate_bp),
+        bp(v.settlement_rate_bp),
+        bp(v.online_rate_bp),
+    ]
+}
+
+/// One row per hospital with anything in the month, then the total of the
+/// scope (the same figures `rates_get` gives).
+pub async fn rates_export(svc: Shared, ctx: Context, req: QueryRates) -> R<ExportedFile> {
+    let a = actor(&ctx)?;
+    let (hospital, region) = rates_scope(a, &req)?;
+    let (lo, hi) = region_range(region);
+    let (from, to) = month_bounds(req.month);
+    let mut conn = svc.pool.acquire().await?;
+    let hospitals = store::rate_hospitals(&mut conn, hospital, lo, hi, from, to, req.month).await?;
+    let mut rows = Vec::new();
+    for (h, h_region, name) in &hospitals {
+        let s = store::rate_sums(&mut conn, Some(*h), lo, hi, from, to, req.month).await?;
+        rows.push(rates_row(
+            &h_region.to_string(),
+            name,
+            &h.to_string(),
+            &rates_view(req.month, &s),
+        ));
+    }
+    let total = store::rate_sums(&mut conn, hospital, lo, hi, from, to, req.month).await?;
+    rows.push(rates_row(
+        &region.to_string(),
+        "合计 total",
+        "",
+        &rates_view(req.month, &total),
+    ));
+    sheets::xlsx_export(
+        format!("rates_{region}_{}.xlsx", req.month.format("%Y%m")),
+        "结算率与网采率",
+        &RATES_SHEET,
+        rows,
+        svc.settings.export_limit(),
+        "region, hospital",
+    )
 }

@@ -4,7 +4,7 @@ use vbp_bus::{Context, RpcError};
 use vbp_contracts::orders::*;
 use vbp_kernel::{Money, OrgKind};
 
-use super::{R, Shared, actor, begin, invalid, not_found, require_kind, transition};
+use super::{R, Shared, actor, begin, invalid, not_found, require_kind, scope_of, transition};
 use crate::{domain, store};
 
 pub async fn invoice_issue(svc: Shared, ctx: Context, req: IssueInvoice) -> R<AcceptanceView> {
@@ -110,14 +110,15 @@ pub async fn settlement_pay(svc: Shared, ctx: Context, req: PaySettlement) -> R<
     let acc = store::get_acceptance(&mut tx, req.acceptance, true)
         .await?
         .ok_or_else(|| not_found("acceptance", req.acceptance))?;
-    let reason = match req.channel {
+    match req.channel {
         SettlementChannel::Online => {
             require_kind(a, &[OrgKind::Hospital], "pay online")?;
-            None
         }
         SettlementChannel::Offline => {
-            require_kind(a, &[OrgKind::Hospital], "record an offline settlement")?;
-            Some(domain::reason("reason", req.reason.as_deref()).map_err(invalid)?)
+            return Err(RpcError::invalid(
+                "channel",
+                "an item is moved to offline settlement with settlement_move_offline (a reason is required and audited), not paid offline",
+            ));
         }
         SettlementChannel::Direct => {
             require_kind(
@@ -131,9 +132,8 @@ pub async fn settlement_pay(svc: Shared, ctx: Context, req: PaySettlement) -> R<
                     acc.hospital_region, a.region
                 )));
             }
-            None
         }
-    };
+    }
     if a.org_kind == OrgKind::Hospital && acc.view.hospital != a.org {
         return Err(RpcError::forbidden(format!(
             "acceptance {} belongs to another hospital",
@@ -159,7 +159,31 @@ pub async fn settlement_pay(svc: Shared, ctx: Context, req: PaySettlement) -> R<
             format!("the payment must be between 1 and the {open} fen still due"),
         ));
     }
-    let on_time = now < acc.view.due_at;
+    let paid_at = match req.paid_on {
+        None => now,
+        Some(day) => {
+            let today = domain::local_date(now);
+            let accepted_on = domain::local_date(acc.view.accepted_at);
+            if day > today {
+                return Err(RpcError::invalid(
+                    "paid_on",
+                    format!("a payment on {day} lies after today {today}"),
+                ));
+            }
+            if day < accepted_on {
+                return Err(RpcError::invalid(
+                    "paid_on",
+                    format!("a payment on {day} precedes the acceptance on {accepted_on}"),
+                ));
+            }
+            if day == today {
+                now
+            } else {
+                domain::start_of_day(day)
+            }
+        }
+    };
+    let on_time = paid_at < acc.view.due_at;
     let id = SettlementId::new();
     store::insert_settlement(
         &mut tx,
@@ -167,12 +191,16 @@ pub async fn settlement_pay(svc: Shared, ctx: Context, req: PaySettlement) -> R<
         req.acceptance,
         req.amount_fen,
         req.channel,
-        reason.as_deref(),
+        None,
         &a.sub,
-        now,
+        paid_at,
         on_time,
     )
     .await?;
+    store::set_settlement_audit(&mut tx, id, a.org, now).await?;
+    // Recorded after the fact but paid in time: the deadline was kept, so
+    // the flag the timer raised meanwhile no longer holds.
+    store::clear_overdue_if_paid_on_time(&mut tx, req.acceptance).await?;
     svc.outbox
         .append(
             &mut tx,
@@ -181,7 +209,7 @@ pub async fn settlement_pay(svc: Shared, ctx: Context, req: PaySettlement) -> R<
                 settlement: id,
                 order: acc.view.order,
                 acceptance: Some(req.acceptance),
-                offline_reason: reason,
+                offline_reason: None,
                 invoice: Some(invoice),
                 period: acc.period,
                 hospital: acc.view.hospital,
@@ -189,6 +217,87 @@ pub async fn settlement_pay(svc: Shared, ctx: Context, req: PaySettlement) -> R<
                 payee: acc.view.distributor,
                 amount_fen: req.amount_fen,
                 channel: req.channel,
+                due_at: acc.view.due_at,
+                paid_at,
+                on_time,
+            },
+        )
+        .await?;
+    let v = store::get_acceptance(&mut tx, req.acceptance, false)
+        .await?
+        .ok_or_else(|| not_found("acceptance", req.acceptance))?;
+    tx.commit().await?;
+    Ok(v.view)
+}
+
+/// Moves what is still open of an acceptance to offline settlement: the
+/// hospital attests it is settled outside the platform (e.g. the uploaded
+/// invoice is wrong). It counts as settled (on time when moved before the
+/// deadline) and shows separately in the rates; who, when and why are kept
+/// and listed by `offline_settlement_list`. No invoice is required, since a
+/// wrong invoice is a common reason.
+pub async fn settlement_move_offline(
+    svc: Shared,
+    ctx: Context,
+    req: MoveOffline,
+) -> R<AcceptanceView> {
+    let a = actor(&ctx)?;
+    require_kind(
+        a,
+        &[OrgKind::Hospital],
+        "move an item to offline settlement",
+    )?;
+    let reason = domain::reason("reason", Some(&req.reason)).map_err(invalid)?;
+    let now = svc.clock.now();
+    let mut tx = begin(&svc).await?;
+    let acc = store::get_acceptance(&mut tx, req.acceptance, true)
+        .await?
+        .ok_or_else(|| not_found("acceptance", req.acceptance))?;
+    if acc.view.hospital != a.org {
+        return Err(RpcError::forbidden(format!(
+            "acceptance {} belongs to another hospital",
+            req.acceptance
+        )));
+    }
+    let open = acc.view.amount_fen.fen() - acc.view.paid_fen.fen();
+    if open <= 0 {
+        return Err(transition(format!(
+            "acceptance {} is already settled in full; nothing is left to move offline",
+            req.acceptance
+        )));
+    }
+    let on_time = now < acc.view.due_at;
+    let id = SettlementId::new();
+    let amount = Money::from_fen(open);
+    store::insert_settlement(
+        &mut tx,
+        id,
+        req.acceptance,
+        amount,
+        SettlementChannel::Offline,
+        Some(&reason),
+        &a.sub,
+        now,
+        on_time,
+    )
+    .await?;
+    store::set_settlement_audit(&mut tx, id, a.org, now).await?;
+    svc.outbox
+        .append(
+            &mut tx,
+            &ctx,
+            &SettlementPaid {
+                settlement: id,
+                order: acc.view.order,
+                acceptance: Some(req.acceptance),
+                offline_reason: Some(reason),
+                invoice: acc.view.invoice,
+                period: acc.period,
+                hospital: acc.view.hospital,
+                hospital_region: acc.hospital_region,
+                payee: acc.view.distributor,
+                amount_fen: amount,
+                channel: SettlementChannel::Offline,
                 due_at: acc.view.due_at,
                 paid_at: now,
                 on_time,
@@ -200,6 +309,52 @@ pub async fn settlement_pay(svc: Shared, ctx: Context, req: PaySettlement) -> R<
         .ok_or_else(|| not_found("acceptance", req.acceptance))?;
     tx.commit().await?;
     Ok(v.view)
+}
+
+/// The audit of offline moves: hospitals and distributors see their own,
+/// bureaus their region, operators all.
+pub async fn offline_settlement_list(
+    svc: Shared,
+    ctx: Context,
+    req: ListOfflineSettlements,
+) -> R<OfflineSettlementList> {
+    let a = actor(&ctx)?;
+    require_kind(
+        a,
+        &[
+            OrgKind::Hospital,
+            OrgKind::Distributor,
+            OrgKind::Bureau,
+            OrgKind::Operator,
+        ],
+        "read the offline settlement audit",
+    )?;
+    if req.limit == 0 || req.limit > 500 {
+        return Err(RpcError::invalid(
+            "limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    let region = req.region.unwrap_or(vbp_kernel::RegionCode::NATIONAL);
+    if a.org_kind == OrgKind::Bureau && req.region.is_some_and(|r| !a.region.contains(r)) {
+        return Err(RpcError::forbidden(format!(
+            "region {region} is outside your jurisdiction {}",
+            a.region
+        ))
+        .with_field("region"));
+    }
+    let (lo, hi) = domain::region_range(region);
+    let mut conn = svc.pool.acquire().await?;
+    let items = store::list_offline_settlements(
+        &mut conn,
+        &scope_of(a),
+        req.hospital,
+        lo,
+        hi,
+        req.limit as i64,
+    )
+    .await?;
+    Ok(OfflineSettlementList { items })
 }
 
 pub async fn offline_purchase_declare(
@@ -220,6 +375,12 @@ pub async fn offline_purchase_declare(
         return Err(RpcError::invalid(
             "amount_fen",
             "the amount must be positive",
+        ));
+    }
+    if req.amount_fen.fen() > MAX_DECLARED_FEN {
+        return Err(RpcError::invalid(
+            "amount_fen",
+            format!("one month's declaration is at most {MAX_DECLARED_FEN} fen"),
         ));
     }
     let now = svc.clock.now();

@@ -1,13 +1,16 @@
 //! Persistence in the `orders` schema. Every function takes the caller's
 //! connection, so a state change and its outbox event commit together.
 
+pub mod ingest;
 pub mod orders;
 pub mod projections;
 pub mod settlement;
+pub mod shortage;
 
 pub use orders::*;
 pub use projections::*;
 pub use settlement::*;
+pub use shortage::*;
 
 /// Who may see which orders, as SQL parameters `($1 kind, $2 lo, $3 hi,
 /// $4 org)`: `all`, `region`, `hospital`, `distributor`, `integrator`, `none`.

@@ -76,10 +76,11 @@ pub async fn insert_order(
     let q: Vec<i64> = o.lines.iter().map(|l| l.quantity).collect();
     let p: Vec<i64> = o.lines.iter().map(|l| l.unit_price_fen.fen()).collect();
     let a: Vec<i64> = o.lines.iter().map(|l| l.amount_fen.fen()).collect();
+    let r: Vec<Option<i64>> = o.lines.iter().map(|l| l.requested_quantity).collect();
     sqlx::query(
         "INSERT INTO order_lines (order_id, line_no, national_code, manufacturer, quantity, \
-         unit_price_fen, amount_fen) SELECT $1, * FROM unnest($2::int[], $3::text[], $4::uuid[], \
-         $5::bigint[], $6::bigint[], $7::bigint[])",
+         unit_price_fen, amount_fen, requested_quantity) SELECT $1, * FROM unnest($2::int[], \
+         $3::text[], $4::uuid[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])",
     )
     .bind(o.order.as_uuid())
     .bind(&n)
@@ -88,6 +89,7 @@ pub async fn insert_order(
     .bind(&q)
     .bind(&p)
     .bind(&a)
+    .bind(&r)
     .execute(conn)
     .await?;
     Ok(())
@@ -133,8 +135,8 @@ pub async fn get_order(
     };
     let lines = sqlx::query(
         "SELECT line_no, national_code, manufacturer, quantity, confirmed_quantity, shipped_quantity, \
-         received_quantity, accepted_quantity, rejected_quantity, unit_price_fen, amount_fen \
-         FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+         received_quantity, accepted_quantity, rejected_quantity, unit_price_fen, amount_fen, \
+         requested_quantity FROM order_lines WHERE order_id = $1 ORDER BY line_no",
     )
     .bind(id.as_uuid())
     .fetch_all(&mut *conn)
@@ -153,6 +155,7 @@ pub async fn get_order(
             rejected_quantity: l.try_get("rejected_quantity")?,
             unit_price_fen: Money::from_fen(l.try_get("unit_price_fen")?),
             amount_fen: Money::from_fen(l.try_get("amount_fen")?),
+            requested_quantity: l.try_get("requested_quantity")?,
         });
     }
     let ships = sqlx::query(

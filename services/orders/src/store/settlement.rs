@@ -5,8 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, Row};
 use vbp_contracts::agreements::PeriodId;
 use vbp_contracts::orders::{
-    AcceptanceId, AcceptanceView, AcceptedLine, IngestRejected, InvoiceId, OrderId,
-    ReceiptAccepted, SettlementChannel, SettlementId,
+    AcceptanceId, AcceptanceView, AcceptedLine, IngestRejected, InvoiceId, OfflineSettlementView,
+    OrderId, ReceiptAccepted, SettlementChannel, SettlementId,
 };
 use vbp_kernel::{Money, OrgId, RegionCode};
 
@@ -183,6 +183,71 @@ pub async fn insert_settlement(
     Ok(())
 }
 
+/// Acceptances visible under `scope`, newest first.
+#[allow(clippy::too_many_arguments)]
+pub async fn list_acceptances(
+    conn: &mut PgConnection,
+    scope: &super::Scope,
+    order: Option<OrderId>,
+    hospital: Option<OrgId>,
+    open_only: bool,
+    overdue_only: bool,
+    limit: i64,
+) -> Result<Vec<AcceptanceId>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM acceptances a WHERE ($1 = 'all' \
+         OR ($1 = 'region' AND a.hospital_region BETWEEN $2 AND $3) \
+         OR ($1 = 'hospital' AND a.hospital = $4) OR ($1 = 'distributor' AND a.distributor = $4)) \
+         AND ($5::uuid IS NULL OR a.order_id = $5) AND ($6::uuid IS NULL OR a.hospital = $6) \
+         AND (NOT $7 OR a.paid_fen < a.amount_fen) AND (NOT $8 OR a.overdue) \
+         ORDER BY a.accepted_at DESC, a.id LIMIT $9",
+    )
+    .bind(scope.kind)
+    .bind(scope.lo)
+    .bind(scope.hi)
+    .bind(scope.org)
+    .bind(order.map(|o| o.as_uuid()))
+    .bind(hospital.map(|h| h.as_uuid()))
+    .bind(open_only)
+    .bind(overdue_only)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().map(AcceptanceId::from_uuid).collect())
+}
+
+/// Who acted for a settlement (the organisation) and when it was recorded,
+/// which differs from `paid_at` for a payment recorded after the fact.
+pub async fn set_settlement_audit(
+    conn: &mut PgConnection,
+    id: SettlementId,
+    org: OrgId,
+    recorded_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE settlements SET actor_org = $2, recorded_at = $3 WHERE id = $1")
+        .bind(id.as_uuid())
+        .bind(org.as_uuid())
+        .bind(recorded_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Clears the overdue flag of an acceptance paid in full by its deadline.
+pub async fn clear_overdue_if_paid_on_time(
+    conn: &mut PgConnection,
+    id: AcceptanceId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE acceptances SET overdue = false WHERE id = $1 AND overdue \
+         AND paid_on_time_fen >= amount_fen",
+    )
+    .bind(id.as_uuid())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Flags an unpaid acceptance overdue; false when it was paid or already flagged.
 pub async fn flag_overdue(
     conn: &mut PgConnection,
@@ -305,6 +370,7 @@ pub struct RateSums {
     pub overdue: i64,
     pub online: i64,
     pub offline: i64,
+    pub settled_offline: i64,
 }
 
 pub async fn rate_sums(
@@ -329,7 +395,10 @@ pub async fn rate_sums(
          (SELECT coalesce(sum(amount_fen), 0)::bigint FROM acceptances a WHERE ($1::uuid IS NULL OR a.hospital = $1) \
             AND a.hospital_region BETWEEN $2 AND $3 AND a.accepted_at >= $4 AND a.accepted_at < $5) AS online, \
          (SELECT coalesce(sum(amount_fen), 0)::bigint FROM offline_purchases o WHERE ($1::uuid IS NULL OR o.hospital = $1) \
-            AND o.hospital_region BETWEEN $2 AND $3 AND o.month = $6) AS offline",
+            AND o.hospital_region BETWEEN $2 AND $3 AND o.month = $6) AS offline, \
+         (SELECT coalesce(sum(s.amount_fen), 0)::bigint FROM settlements s JOIN acceptances a ON a.id = s.acceptance \
+            WHERE ($1::uuid IS NULL OR a.hospital = $1) AND a.hospital_region BETWEEN $2 AND $3 \
+            AND a.due_at > $4 AND a.due_at <= $5 AND s.channel = 'offline') AS settled_offline",
     )
     .bind(hospital.map(|h| h.as_uuid()))
     .bind(lo)
@@ -346,5 +415,99 @@ pub async fn rate_sums(
         overdue: r.try_get("overdue")?,
         online: r.try_get("online")?,
         offline: r.try_get("offline")?,
+        settled_offline: r.try_get("settled_offline")?,
     })
+}
+
+/// Hospitals in `lo..=hi` with anything due, accepted or declared in the
+/// month `[$3, $4)` / `$5`, by region then id.
+pub async fn rate_hospitals(
+    conn: &mut PgConnection,
+    hospital: Option<OrgId>,
+    lo: i32,
+    hi: i32,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    month: NaiveDate,
+) -> Result<Vec<(OrgId, RegionCode, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT h.hospital, h.region, coalesce(g.name, '') AS name FROM ( \
+           SELECT hospital, hospital_region AS region FROM acceptances WHERE hospital_region BETWEEN $2 AND $3 \
+             AND ((due_at > $4 AND due_at <= $5) OR (accepted_at >= $4 AND accepted_at < $5)) \
+           UNION SELECT hospital, hospital_region FROM offline_purchases WHERE hospital_region BETWEEN $2 AND $3 \
+             AND month = $6) h LEFT JOIN orgs g ON g.id = h.hospital \
+         WHERE ($1::uuid IS NULL OR h.hospital = $1) ORDER BY h.region, h.hospital",
+    )
+    .bind(hospital.map(|h| h.as_uuid()))
+    .bind(lo)
+    .bind(hi)
+    .bind(from)
+    .bind(to)
+    .bind(month)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                OrgId::from_uuid(r.try_get("hospital")?),
+                region_from_i32(r.try_get("region")?),
+                r.try_get("name")?,
+            ))
+        })
+        .collect()
+}
+
+/// Items moved to offline settlement under `scope` (see [`super::Scope`]),
+/// newest first.
+pub async fn list_offline_settlements(
+    conn: &mut PgConnection,
+    scope: &super::Scope,
+    hospital: Option<OrgId>,
+    lo: i32,
+    hi: i32,
+    limit: i64,
+) -> Result<Vec<OfflineSettlementView>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT s.id, s.acceptance, a.order_id, a.hospital, a.hospital_region, a.distributor, s.amount_fen, \
+         s.reason, s.actor, s.actor_org, s.paid_at, a.due_at, s.on_time \
+         FROM settlements s JOIN acceptances a ON a.id = s.acceptance WHERE s.channel = 'offline' \
+         AND ($1 = 'all' OR ($1 = 'region' AND a.hospital_region BETWEEN $2 AND $3) \
+           OR ($1 = 'hospital' AND a.hospital = $4) OR ($1 = 'distributor' AND a.distributor = $4)) \
+         AND ($5::uuid IS NULL OR a.hospital = $5) AND a.hospital_region BETWEEN $6 AND $7 \
+         ORDER BY s.paid_at DESC, s.id LIMIT $8",
+    )
+    .bind(scope.kind)
+    .bind(scope.lo)
+    .bind(scope.hi)
+    .bind(scope.org)
+    .bind(hospital.map(|h| h.as_uuid()))
+    .bind(lo)
+    .bind(hi)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OfflineSettlementView {
+                settlement: SettlementId::from_uuid(r.try_get("id")?),
+                acceptance: AcceptanceId::from_uuid(r.try_get("acceptance")?),
+                order: OrderId::from_uuid(r.try_get("order_id")?),
+                hospital: OrgId::from_uuid(r.try_get("hospital")?),
+                hospital_region: region_from_i32(r.try_get("hospital_region")?),
+                distributor: OrgId::from_uuid(r.try_get("distributor")?),
+                amount_fen: Money::from_fen(r.try_get("amount_fen")?),
+                reason: r
+                    .try_get::<Option<String>, _>("reason")?
+                    .unwrap_or_default(),
+                actor: r.try_get("actor")?,
+                actor_org: OrgId::from_uuid(
+                    r.try_get::<Option<uuid::Uuid>, _>("actor_org")?
+                        .unwrap_or_default(),
+                ),
+                moved_at: r.try_get("paid_at")?,
+                due_at: r.try_get("due_at")?,
+                on_time: r.try_get("on_time")?,
+            })
+        })
+        .collect()
 }

@@ -1,0 +1,397 @@
+//! Integrator ingest (`{ns}.ingest.{integrator}.{event}`): hospital systems'
+//! orders, order changes, relayed shipping notes, receipts and acceptances,
+//! applied through the same rules as the API.
+//!
+//! Each message is idempotent per (integrator, external id): the same body
+//! again changes nothing, another body under a taken id is rejected. A
+//! message that breaks a rule applies nothing (it runs in a savepoint), is
+//! recorded with its reason (visible through `ingest_rejection_list`) and
+//! announced as `orders.ingest.rejected`; it is acked, not retried. A
+//! message whose predecessor has not arrived waits ([`pending`]).
+
+mod apply;
+pub mod pending;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{Connection, PgConnection};
+use tracing::Instrument;
+use vbp_bus::{Context, HandlerError, Incoming};
+use vbp_contracts::MessageMeta;
+use vbp_contracts::ingest::ORDER_PLACED;
+use vbp_contracts::orders::IngestRejected;
+
+use crate::api::Shared;
+use crate::store::ingest::{self as store, Claim, ClaimKey};
+
+pub use apply::Step;
+
+/// The ingest keys of `[orders]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IngestSettings {
+    /// How long a message waits for its predecessor (its order, or the
+    /// shipment a receipt names) before it is rejected, in seconds.
+    pub ingest_pending_timeout_secs: u64,
+    /// One transaction per fetched batch of messages (default), or one per
+    /// message; the latter only to compare.
+    pub ingest_batch_mode: bool,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            ingest_pending_timeout_secs: 86_400,
+            ingest_batch_mode: true,
+        }
+    }
+}
+
+impl IngestSettings {
+    pub fn validate(&self) -> Result<(), crate::domain::Invalid> {
+        if self.ingest_pending_timeout_secs == 0 || self.ingest_pending_timeout_secs > 90 * 86_400 {
+            return Err(crate::domain::Invalid {
+                field: "orders.ingest_pending_timeout_secs".into(),
+                rule: "between 1 second and 90 days".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn pending_timeout(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.ingest_pending_timeout_secs as i64)
+    }
+}
+
+/// The ingest consumer's handler.
+#[derive(Clone)]
+pub struct Ingest {
+    svc: Shared,
+    settings: IngestSettings,
+}
+
+impl Ingest {
+    pub fn new(svc: Shared, settings: IngestSettings) -> Self {
+        Self { svc, settings }
+    }
+}
+
+/// `(integrator, event)` from `{ns}.ingest.{integrator}.{event}`.
+fn tokens(subject: &str) -> (&str, &str) {
+    let mut it = subject.rsplit('.');
+    let event = it.next().unwrap_or_default();
+    let integrator = it.next().unwrap_or_default();
+    (integrator, event)
+}
+
+/// A message read far enough to be claimed.
+struct Read<'a> {
+    integrator: &'a str,
+    event: &'a str,
+    external_id: String,
+    /// The order the message belongs to (its own id for a placement).
+    order: String,
+    /// The body re-serialised, for its digest.
+    body: String,
+}
+
+fn read(msg: &Incoming) -> Result<Read<'_>, HandlerError> {
+    let (integrator, event) = tokens(&msg.subject);
+    let body: serde_json::Value = serde_json::from_slice(&msg.payload)
+        .map_err(|e| HandlerError::permanent(format!("payload is not JSON: {e}")))?;
+    let Some(external_id) = body
+        .get("external_id")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty() && s.len() <= 64)
+        .map(str::to_owned)
+    else {
+        // Nothing to key a rejection on: the DLQ keeps it with the reason.
+        return Err(HandlerError::permanent(format!(
+            "{event} from {integrator}: payload field external_id is missing or not 1 to 64 characters"
+        )));
+    };
+    let order = match body.get("order_external_id").and_then(|v| v.as_str()) {
+        Some(o) if event != ORDER_PLACED => o.to_owned(),
+        _ => external_id.clone(),
+    };
+    Ok(Read {
+        integrator,
+        event,
+        external_id,
+        order,
+        body: body.to_string(),
+    })
+}
+
+impl Ingest {
+    async fn one(
+        &self,
+        conn: &mut PgConnection,
+        msg: &Incoming,
+        r: &Read<'_>,
+        claim: Claim,
+        now: DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
+        match claim {
+            Claim::Duplicate => {
+                tracing::debug!(integrator = %r.integrator, external_id = %r.external_id,
+                    "ingest message already handled");
+                Ok(())
+            }
+            Claim::Reused => {
+                let rej = IngestRejected {
+                    integrator: r.integrator.to_owned(),
+                    event: r.event.to_owned(),
+                    external_id: r.external_id.clone(),
+                    field: Some("external_id".into()),
+                    reason: format!(
+                        "external_id {} reused with a different body; the first message under it stands",
+                        r.external_id
+                    ),
+                    rejected_at: now,
+                };
+                if store::record_reuse(conn, &rej, &r.body).await? {
+                    self.svc.outbox.append(conn, &msg.context(), &rej).await?;
+                }
+                Ok(())
+            }
+            Claim::New => {
+                let arrived = Arrived {
+                    integrator: r.integrator,
+                    external_id: &r.external_id,
+                    event: r.event,
+                    payload: &msg.payload,
+                    meta: &msg.meta,
+                };
+                self.settle(conn, &arrived, now).await
+            }
+        }
+    }
+
+    /// Applies a newly arrived message, parks it, or rejects it.
+    async fn settle(
+        &self,
+        conn: &mut PgConnection,
+        a: &Arrived<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
+        let ctx = Context::caused_by(a.meta);
+        match self.attempt(conn, a, &ctx, now).await? {
+            Ok(Step::Applied { opens }) => {
+                if let Some(order) = opens {
+                    pending::drain(self, conn, a.integrator, &order, now).await?;
+                }
+                Ok(())
+            }
+            Ok(Step::Waits {
+                order_external_id,
+                waits_for,
+                field,
+            }) => {
+                pending::park(
+                    conn,
+                    store::Pending {
+                        integrator: a.integrator.to_owned(),
+                        external_id: a.external_id.to_owned(),
+                        event: a.event.to_owned(),
+                        stage: apply::stage(a.event),
+                        order_external_id,
+                        waits_for,
+                        waits_field: field,
+                        payload: a.payload.to_vec(),
+                        meta: a.meta.clone(),
+                        parked_at: now,
+                        expires_at: now + self.settings.pending_timeout(),
+                    },
+                )
+                .await
+            }
+            Err((field, reason)) => {
+                self.reject(conn, a, &ctx, field, reason.clone(), now)
+                    .await?;
+                if a.event == ORDER_PLACED {
+                    pending::reject_queue(
+                        self,
+                        conn,
+                        a.integrator,
+                        a.external_id,
+                        &format!("its order {} was rejected: {reason}", a.external_id),
+                        now,
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs the rules in a savepoint: applied and kept, or nothing of it
+    /// kept. `Err((field, reason))` is a broken rule; a failure of the
+    /// database is the handler's error (retried).
+    async fn attempt(
+        &self,
+        conn: &mut PgConnection,
+        a: &Arrived<'_>,
+        ctx: &Context,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Step, (Option<String>, String)>, HandlerError> {
+        let mut sp = conn.begin().await?;
+        let m = apply::Message {
+            integrator: a.integrator,
+            event: a.event,
+            payload: a.payload,
+            ctx,
+        };
+        match apply::apply(&self.svc, &mut sp, &m, now).await {
+            Ok(step @ Step::Applied { .. }) => {
+                sp.commit().await?;
+                Ok(Ok(step))
+            }
+            Ok(step) => {
+                sp.rollback().await?;
+                Ok(Ok(step))
+            }
+            Err(e) if e.0.status >= 500 => Err(HandlerError::transient(e.to_string())),
+            Err(e) => {
+                sp.rollback().await?;
+                Ok(Err((e.0.field.clone(), e.0.message.clone())))
+            }
+        }
+    }
+
+    /// Records and announces a rejection.
+    async fn reject(
+        &self,
+        conn: &mut PgConnection,
+        a: &Arrived<'_>,
+        ctx: &Context,
+        field: Option<String>,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
+        let rej = IngestRejected {
+            integrator: a.integrator.to_owned(),
+            event: a.event.to_owned(),
+            external_id: a.external_id.to_owned(),
+            field,
+            reason,
+            rejected_at: now,
+        };
+        tracing::info!(integrator = %rej.integrator, external_id = %rej.external_id,
+            reason = %rej.reason, "ingest message rejected");
+        store::record_rejection(conn, &rej).await?;
+        self.svc.outbox.append(conn, ctx, &rej).await?;
+        Ok(())
+    }
+}
+
+/// A message as received, whether just now or parked earlier.
+struct Arrived<'a> {
+    integrator: &'a str,
+    external_id: &'a str,
+    event: &'a str,
+    payload: &'a [u8],
+    meta: &'a MessageMeta,
+}
+
+#[async_trait]
+impl vbp_bus::Handler for Ingest {
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
+        let now = self.svc.clock.now();
+        let r = read(msg)?;
+        store::lock_orders(conn, &[(r.integrator, r.order.as_str())]).await?;
+        let claim = store::claim_all(
+            conn,
+            &[ClaimKey {
+                integrator: r.integrator,
+                external_id: &r.external_id,
+                event: r.event,
+                body: &r.body,
+            }],
+            now,
+        )
+        .await?[0];
+        self.one(conn, msg, &r, claim, now).await
+    }
+
+    /// The whole batch is claimed in one statement, then each message runs
+    /// in its own savepoint. Any error rolls the batch back and the consumer
+    /// retries message by message, so one bad message never takes its
+    /// neighbours with it.
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        msgs: &[&Incoming],
+    ) -> Result<(), HandlerError> {
+        let now = self.svc.clock.now();
+        let read: Vec<Read<'_>> = msgs.iter().map(|m| read(m)).collect::<Result<_, _>>()?;
+        let keys: Vec<ClaimKey<'_>> = read
+            .iter()
+            .map(|r| ClaimKey {
+                integrator: r.integrator,
+                external_id: &r.external_id,
+                event: r.event,
+                body: &r.body,
+            })
+            .collect();
+        let orders: Vec<(&str, &str)> = read
+            .iter()
+            .map(|r| (r.integrator, r.order.as_str()))
+            .collect();
+        store::lock_orders(conn, &orders).await?;
+        let claims = store::claim_all(conn, &keys, now).await?;
+        for ((msg, r), claim) in msgs.iter().zip(&read).zip(claims) {
+            let span = tracing::info_span!("consume", event_type = %msg.meta.event_type,
+                event_id = %msg.meta.id, correlation = %msg.meta.correlation);
+            self.one(conn, msg, r, claim, now).instrument(span).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_waiting_time_defaults_to_a_day_and_must_be_positive() {
+        let s = IngestSettings::default();
+        assert_eq!(s.pending_timeout(), chrono::Duration::days(1));
+        assert!(s.validate().is_ok());
+        let zero = IngestSettings {
+            ingest_pending_timeout_secs: 0,
+            ..IngestSettings::default()
+        };
+        assert_eq!(
+            zero.validate().unwrap_err().field,
+            "orders.ingest_pending_timeout_secs"
+        );
+    }
+
+    #[test]
+    fn a_message_belongs_to_the_order_it_names_or_places() {
+        let msg = |event: &str, body: serde_json::Value| Incoming {
+            subject: format!("vbp.ingest.his01.{event}"),
+            meta: vbp_bus::codec::decode_ingest("vbp.ingest.his01.x", None, 1, Utc::now()).unwrap(),
+            payload: serde_json::to_vec(&body).unwrap().into(),
+            delivered: 1,
+        };
+        let placed = msg("order_placed", serde_json::json!({"external_id": "PO-1"}));
+        let r = read(&placed).unwrap();
+        assert_eq!(
+            (r.integrator, r.event, r.order.as_str()),
+            ("his01", "order_placed", "PO-1")
+        );
+        let received = msg(
+            "order_received",
+            serde_json::json!({"external_id": "RC-1", "order_external_id": "PO-1"}),
+        );
+        assert_eq!(read(&received).unwrap().order, "PO-1");
+        let anonymous = msg(
+            "order_received",
+            serde_json::json!({"order_external_id": "PO-1"}),
+        );
+        assert!(matches!(read(&anonymous), Err(HandlerError::Permanent(_))));
+    }
+}

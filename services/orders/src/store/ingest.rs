@@ -1,0 +1,380 @@
+//! Integrator messages: their outcome per (integrator, external id, body
+//! digest), the queue of messages waiting for a predecessor, and the
+//! replacement of an unanswered order's lines.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Row};
+use vbp_contracts::MessageMeta;
+use vbp_contracts::orders::{IngestRejected, OrderId, OrderLineView};
+use vbp_kernel::{Money, OrgId};
+
+/// What a message's key says before it is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First seen: now claimed as applied, to be corrected in the same
+    /// transaction if it is parked or rejected.
+    New,
+    /// The same body again: nothing to do.
+    Duplicate,
+    /// The external id is taken by a message with another body.
+    Reused,
+}
+
+/// One message to claim.
+pub struct ClaimKey<'a> {
+    pub integrator: &'a str,
+    pub external_id: &'a str,
+    pub event: &'a str,
+    /// The body as JSON text; compared as jsonb.
+    pub body: &'a str,
+}
+
+/// Claims many messages in two statements; the answer follows `keys`.
+/// Within one call a repeated key is `Duplicate` (same body) or `Reused`.
+pub async fn claim_all(
+    conn: &mut PgConnection,
+    keys: &[ClaimKey<'_>],
+    at: DateTime<Utc>,
+) -> Result<Vec<Claim>, sqlx::Error> {
+    let integrators: Vec<&str> = keys.iter().map(|k| k.integrator).collect();
+    let ids: Vec<&str> = keys.iter().map(|k| k.external_id).collect();
+    let events: Vec<&str> = keys.iter().map(|k| k.event).collect();
+    let bodies: Vec<&str> = keys.iter().map(|k| k.body).collect();
+    // `ord` keeps the caller's order so the first of two equal keys wins.
+    let rows = sqlx::query(
+        "WITH input AS ( \
+           SELECT ord, i, e, ev, md5(b::jsonb::text) AS d \
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(i, e, ev, b, ord)), \
+         ins AS ( \
+           INSERT INTO ingest_messages (integrator, external_id, event, outcome, digest, first, at) \
+           SELECT DISTINCT ON (i, e) i, e, ev, 'applied', d, true, $5 FROM input ORDER BY i, e, ord \
+           ON CONFLICT DO NOTHING RETURNING integrator, external_id) \
+         SELECT input.ord, input.d, (ins.integrator IS NOT NULL) AS fresh \
+         FROM input LEFT JOIN ins ON ins.integrator = input.i AND ins.external_id = input.e \
+         ORDER BY input.ord",
+    )
+    .bind(&integrators)
+    .bind(&ids)
+    .bind(&events)
+    .bind(&bodies)
+    .bind(at)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(keys.len());
+    let mut first_of: std::collections::HashMap<(&str, &str), String> = Default::default();
+    let mut unresolved = Vec::new();
+    for (k, r) in keys.iter().zip(&rows) {
+        let digest: String = r.try_get("d")?;
+        let fresh: bool = r.try_get("fresh")?;
+        match first_of.get(&(k.integrator, k.external_id)) {
+            Some(d) if *d == digest => out.push(Claim::Duplicate),
+            Some(_) => out.push(Claim::Reused),
+            None if fresh => {
+                first_of.insert((k.integrator, k.external_id), digest);
+                out.push(Claim::New);
+            }
+            None => {
+                unresolved.push((out.len(), digest));
+                out.push(Claim::Duplicate);
+            }
+        }
+    }
+    for (idx, digest) in unresolved {
+        let k = &keys[idx];
+        let same: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM ingest_messages \
+             WHERE integrator = $1 AND external_id = $2 AND digest = $3)",
+        )
+        .bind(k.integrator)
+        .bind(k.external_id)
+        .bind(&digest)
+        .fetch_one(&mut *conn)
+        .await?;
+        if !same {
+            out[idx] = Claim::Reused;
+        }
+    }
+    Ok(out)
+}
+
+/// Serialises the messages of each order across replicas sharing the
+/// ingest consumer (and the expiry timer) until the transaction ends, so a
+/// message is never parked while its predecessor's queue is being drained. Locks are taken in one
+/// global order, so two batches sharing orders cannot deadlock.
+pub async fn lock_orders(
+    conn: &mut PgConnection,
+    orders: &[(&str, &str)],
+) -> Result<(), sqlx::Error> {
+    let keys: Vec<String> = orders.iter().map(|(i, o)| format!("{i}/{o}")).collect();
+    sqlx::query(
+        "SELECT count(pg_advisory_xact_lock(h)) FROM ( \
+           SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k \
+           ORDER BY h OFFSET 0) s",
+    )
+    .bind(&keys)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the rejection of a message claimed `New` (or parked).
+pub async fn record_rejection(
+    conn: &mut PgConnection,
+    r: &IngestRejected,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE ingest_messages SET outcome = 'rejected', field = $3, reason = $4, at = $5 \
+         WHERE integrator = $1 AND external_id = $2 AND first",
+    )
+    .bind(&r.integrator)
+    .bind(&r.external_id)
+    .bind(&r.field)
+    .bind(&r.reason)
+    .bind(r.rejected_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the rejection of a replay under a taken external id with another
+/// body, beside the original. False when this very body was rejected so before.
+pub async fn record_reuse(
+    conn: &mut PgConnection,
+    r: &IngestRejected,
+    body: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO ingest_messages (integrator, external_id, event, outcome, field, reason, at, digest, first) \
+         VALUES ($1, $2, $3, 'rejected', $4, $5, $6, md5($7::jsonb::text), false) ON CONFLICT DO NOTHING",
+    )
+    .bind(&r.integrator)
+    .bind(&r.external_id)
+    .bind(&r.event)
+    .bind(&r.field)
+    .bind(&r.reason)
+    .bind(r.rejected_at)
+    .bind(body)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_outcome(
+    conn: &mut PgConnection,
+    integrator: &str,
+    external_id: &str,
+    outcome: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE ingest_messages SET outcome = $3, at = $4 \
+         WHERE integrator = $1 AND external_id = $2 AND first",
+    )
+    .bind(integrator)
+    .bind(external_id)
+    .bind(outcome)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The order an integrator placed under `external_id`, and whether
+/// messages of that order of an earlier stage than `stage` are waiting.
+pub async fn order_and_queue(
+    conn: &mut PgConnection,
+    integrator: OrgId,
+    external_id: &str,
+    stage: i16,
+) -> Result<(Option<OrderId>, bool), sqlx::Error> {
+    let r = sqlx::query(
+        "SELECT (SELECT id FROM orders WHERE integrator = $1 AND external_id = $3) AS id, \
+         EXISTS (SELECT 1 FROM ingest_pending WHERE integrator = $2 AND order_external_id = $3 \
+         AND stage < $4) AS queued",
+    )
+    .bind(integrator.as_uuid())
+    .bind(integrator.to_string())
+    .bind(external_id)
+    .bind(stage)
+    .fetch_one(conn)
+    .await?;
+    Ok((
+        r.try_get::<Option<uuid::Uuid>, _>("id")?
+            .map(OrderId::from_uuid),
+        r.try_get("queued")?,
+    ))
+}
+
+/// A message waiting for its predecessor.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub integrator: String,
+    pub external_id: String,
+    pub event: String,
+    /// Where the event stands in an order's life (placed 0 … accepted 4).
+    pub stage: i16,
+    pub order_external_id: String,
+    pub waits_for: String,
+    /// The field a rejection on expiry names.
+    pub waits_field: String,
+    pub payload: Vec<u8>,
+    pub meta: MessageMeta,
+    pub parked_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn park(conn: &mut PgConnection, p: &Pending) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO ingest_pending (integrator, external_id, event, stage, order_external_id, \
+         waits_for, waits_field, payload, meta, parked_at, expires_at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+    )
+    .bind(&p.integrator)
+    .bind(&p.external_id)
+    .bind(&p.event)
+    .bind(p.stage)
+    .bind(&p.order_external_id)
+    .bind(&p.waits_for)
+    .bind(&p.waits_field)
+    .bind(&p.payload)
+    .bind(sqlx::types::Json(&p.meta))
+    .bind(p.parked_at)
+    .bind(p.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn pending_of(r: &sqlx::postgres::PgRow) -> Result<Pending, sqlx::Error> {
+    Ok(Pending {
+        integrator: r.try_get("integrator")?,
+        external_id: r.try_get("external_id")?,
+        event: r.try_get("event")?,
+        stage: r.try_get("stage")?,
+        order_external_id: r.try_get("order_external_id")?,
+        waits_for: r.try_get("waits_for")?,
+        waits_field: r.try_get("waits_field")?,
+        payload: r.try_get("payload")?,
+        meta: r.try_get::<sqlx::types::Json<MessageMeta>, _>("meta")?.0,
+        parked_at: r.try_get("parked_at")?,
+        expires_at: r.try_get("expires_at")?,
+    })
+}
+
+const PENDING_COLUMNS: &str = "integrator, external_id, event, stage, order_external_id, waits_for, \
+     waits_field, payload, meta, parked_at, expires_at";
+
+/// A waiting message by its key, locked.
+pub async fn pending(
+    conn: &mut PgConnection,
+    integrator: &str,
+    external_id: &str,
+) -> Result<Option<Pending>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {PENDING_COLUMNS} FROM ingest_pending WHERE integrator = $1 AND external_id = $2 \
+         FOR UPDATE"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(integrator)
+        .bind(external_id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(pending_of)
+        .transpose()
+}
+
+/// Every waiting message of an order by stage, then arrival; locked.
+pub async fn queue_of(
+    conn: &mut PgConnection,
+    integrator: &str,
+    order_external_id: &str,
+) -> Result<Vec<Pending>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {PENDING_COLUMNS} FROM ingest_pending WHERE integrator = $1 AND order_external_id = $2 \
+         ORDER BY stage, seq FOR UPDATE"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(integrator)
+        .bind(order_external_id)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(pending_of)
+        .collect()
+}
+
+/// A waiting message now waits for something else.
+pub async fn rewait(
+    conn: &mut PgConnection,
+    integrator: &str,
+    external_id: &str,
+    waits_for: &str,
+    waits_field: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE ingest_pending SET waits_for = $3, waits_field = $4 \
+         WHERE integrator = $1 AND external_id = $2",
+    )
+    .bind(integrator)
+    .bind(external_id)
+    .bind(waits_for)
+    .bind(waits_field)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn unpark(
+    conn: &mut PgConnection,
+    integrator: &str,
+    external_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM ingest_pending WHERE integrator = $1 AND external_id = $2")
+        .bind(integrator)
+        .bind(external_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the lines and total of an order nobody has answered yet.
+pub async fn replace_order_lines(
+    conn: &mut PgConnection,
+    order: OrderId,
+    lines: &[OrderLineView],
+    total: Money,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM order_lines WHERE order_id = $1")
+        .bind(order.as_uuid())
+        .execute(&mut *conn)
+        .await?;
+    let n: Vec<i32> = lines.iter().map(|l| l.line_no).collect();
+    let c: Vec<&str> = lines.iter().map(|l| l.national_code.as_str()).collect();
+    let m: Vec<uuid::Uuid> = lines.iter().map(|l| l.manufacturer.as_uuid()).collect();
+    let q: Vec<i64> = lines.iter().map(|l| l.quantity).collect();
+    let p: Vec<i64> = lines.iter().map(|l| l.unit_price_fen.fen()).collect();
+    let a: Vec<i64> = lines.iter().map(|l| l.amount_fen.fen()).collect();
+    let r: Vec<Option<i64>> = lines.iter().map(|l| l.requested_quantity).collect();
+    sqlx::query(
+        "INSERT INTO order_lines (order_id, line_no, national_code, manufacturer, quantity, \
+         unit_price_fen, amount_fen, requested_quantity) SELECT $1, * FROM unnest($2::int[], \
+         $3::text[], $4::uuid[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])",
+    )
+    .bind(order.as_uuid())
+    .bind(&n)
+    .bind(&c)
+    .bind(&m)
+    .bind(&q)
+    .bind(&p)
+    .bind(&a)
+    .bind(&r)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE orders SET total_amount_fen = $2 WHERE id = $1")
+        .bind(order.as_uuid())
+        .bind(total.fen())
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,351 @@
+//! Settlement on real Postgres and NATS with the manual clock: due dates,
+//! moving an item to offline settlement (reason, audit), and the rates of a
+//! month to the fen, as figures and as `.xlsx`.
+
+mod common;
+mod flow;
+
+use common::{Cast, P1, P2, P3, PRICE1, PRICE2, World, at};
+use flow::{deliver, invoice, month, order, place};
+use serde_json::json;
+use vbp_contracts::orders::*;
+use vbp_kernel::{Actor, Money};
+
+async fn pay(w: &World, who: &Actor, a: &AcceptanceView, ch: SettlementChannel) -> AcceptanceView {
+    w.ok::<SettlementPay>(
+        who,
+        &PaySettlement {
+            acceptance: a.acceptance,
+            amount_fen: Money::from_fen(a.amount_fen.fen() - a.paid_fen.fen()),
+            channel: ch,
+            reason: None,
+            paid_on: None,
+        },
+    )
+    .await
+}
+
+fn bp(p: i64, q: i64) -> Option<u32> {
+    Some(((p as i128 * 20_000 + q as i128) / (2 * q as i128)) as u32)
+}
+
+#[tokio::test]
+async fn placement_names_the_broken_rule() {
+    let w = World::start().await;
+    let cast = Cast::new();
+    cast.publish(&w).await;
+    // d2 holds no relation with the hospital.
+    let e = w
+        .err::<OrderPlace>(&cast.hospital, &order(&cast.d2, &[(P1, 1, PRICE1)]))
+        .await;
+    assert_eq!(e.0.field.as_deref(), Some("distributor"));
+    assert!(
+        e.0.message.contains("no active distribution relation"),
+        "{e:?}"
+    );
+    // P3 is listed but d1 does not deliver it to the hospital.
+    let e = w
+        .err::<OrderPlace>(&cast.hospital, &order(&cast.d1, &[(P3, 1, 50_000)]))
+        .await;
+    assert_eq!(e.0.field.as_deref(), Some("distributor"));
+    let e = w
+        .err::<OrderPlace>(
+            &cast.hospital,
+            &order(
+                &cast.d1,
+                &[(P1, 1, PRICE1), ("C02010205103001107669999999", 1, 1)],
+            ),
+        )
+        .await;
+    assert_eq!(e.0.field.as_deref(), Some("lines[1].national_code"));
+    assert!(e.0.message.contains("not in the supply list"), "{e:?}");
+    let e = w
+        .err::<OrderPlace>(&cast.hospital, &order(&cast.d1, &[(P2, 1, PRICE2 - 1)]))
+        .await;
+    assert_eq!(e.0.field.as_deref(), Some("lines[0].unit_price_fen"));
+    assert_eq!(w.count("SELECT count(*) FROM orders").await, 0);
+}
+
+#[tokio::test]
+async fn due_dates_follow_the_acceptance_day_in_beijing() {
+    let w = World::start().await;
+    let cast = Cast::new();
+    cast.publish(&w).await;
+    for (accepted, due) in [
+        ("2025-01-31T16:30:00+08:00", "2025-03-01T00:00:00+08:00"),
+        ("2025-02-28T09:00:00+08:00", "2025-04-01T00:00:00+08:00"),
+        ("2024-12-15T10:00:00+08:00", "2025-02-01T00:00:00+08:00"),
+    ] {
+        w.set_clock(accepted);
+        let o = place(&w, &cast.hospital, &cast.d1, &[(P2, 2, PRICE2)]).await;
+        let a = deliver(&w, &cast.hospital, &cast.d1, &o).await;
+        assert_eq!(a.accepted_at, at(accepted));
+        assert_eq!(a.due_at, at(due), "accepted {accepted}");
+    }
+}
+
+#[tokio::test]
+async fn an_item_moved_offline_is_audited_and_rates_add_up_to_the_fen() {
+    let w = World::start().await;
+    let cast = Cast::new();
+    cast.publish(&w).await;
+    // Four acceptances on 2024-09-10, all due by 2024-10-31 24:00.
+    let mut acc = Vec::new();
+    for q in [1, 2, 3, 4] {
+        let o = place(
+            &w,
+            &cast.hospital,
+            &cast.d1,
+            &[(P1, q, PRICE1), (P2, 7, PRICE2)],
+        )
+        .await;
+        acc.push(deliver(&w, &cast.hospital, &cast.d1, &o).await);
+    }
+    let [online, offline, unpaid, direct] = [&acc[0], &acc[1], &acc[2], &acc[3]];
+    for (i, a) in acc.iter().enumerate() {
+        invoice(&w, &cast.d1, a, &format!("0000{i}")).await;
+    }
+    pay(&w, &cast.hospital, online, SettlementChannel::Online).await;
+
+    // Offline is not a payment channel; moving needs a reason and the owner.
+    let e = w
+        .err::<SettlementPay>(
+            &cast.hospital,
+            &PaySettlement {
+                acceptance: offline.acceptance,
+                amount_fen: offline.amount_fen,
+                channel: SettlementChannel::Offline,
+                reason: Some("发票信息有误".into()),
+                paid_on: None,
+            },
+        )
+        .await;
+    assert_eq!(e.0.field.as_deref(), Some("channel"));
+    let mv = |reason: &str| MoveOffline {
+        acceptance: offline.acceptance,
+        reason: reason.into(),
+    };
+    let e = w
+        .err::<SettlementMoveOffline>(&cast.hospital, &mv(" "))
+        .await;
+    assert_eq!(e.0.field.as_deref(), Some("reason"));
+    let e = w
+        .err::<SettlementMoveOffline>(&cast.other_hospital, &mv("发票信息有误"))
+        .await;
+    assert_eq!(e.0.status, 403);
+    let e = w
+        .err::<SettlementMoveOffline>(&cast.d1, &mv("发票信息有误"))
+        .await;
+    assert_eq!(e.0.status, 403);
+    assert_eq!(
+        w.count("SELECT count(*) FROM settlements WHERE channel = 'offline'")
+            .await,
+        0
+    );
+    w.set_clock("2024-10-08T11:00:00+08:00");
+    let moved = w
+        .ok::<SettlementMoveOffline>(&cast.hospital, &mv("已上传发票信息有误，转线下结算"))
+        .await;
+    assert_eq!(moved.paid_fen, offline.amount_fen);
+    let ev = w
+        .published("orders.settlement.paid", |v| v["channel"] == "offline")
+        .await;
+    assert_eq!(ev["offline_reason"], "已上传发票信息有误，转线下结算");
+    assert_eq!(ev["on_time"], true);
+    assert_eq!(ev["amount_fen"], offline.amount_fen.fen());
+    // Settled in full: neither a second move nor an online payment.
+    let e = w
+        .err::<SettlementMoveOffline>(&cast.hospital, &mv("再次"))
+        .await;
+    assert_eq!(e.0.code, "invalid_transition");
+    let e = w
+        .err::<SettlementPay>(
+            &cast.hospital,
+            &PaySettlement {
+                acceptance: offline.acceptance,
+                amount_fen: Money::from_fen(1),
+                channel: SettlementChannel::Online,
+                reason: None,
+                paid_on: None,
+            },
+        )
+        .await;
+    assert_eq!(e.0.code, "invalid_transition");
+
+    // The audit: who, when, why — for the hospital's bureau and the payee.
+    let audit = |who: &Actor| {
+        let req = ListOfflineSettlements {
+            hospital: None,
+            region: None,
+            limit: 50,
+        };
+        let w = &w;
+        let who = who.clone();
+        async move { w.ok::<OfflineSettlementListOp>(&who, &req).await.items }
+    };
+    let items = audit(&cast.fuxin).await;
+    assert_eq!(items.len(), 1);
+    let it = &items[0];
+    assert_eq!(it.acceptance, offline.acceptance);
+    assert_eq!(it.actor, cast.hospital.sub);
+    assert_eq!(it.actor_org, cast.hospital.org);
+    assert_eq!(it.moved_at, at("2024-10-08T11:00:00+08:00"));
+    assert_eq!(it.reason, "已上传发票信息有误，转线下结算");
+    assert_eq!(it.amount_fen, offline.amount_fen);
+    assert_eq!(audit(&cast.d1).await.len(), 1);
+    assert!(audit(&cast.other_hospital).await.is_empty());
+
+    // Past the deadline: the unpaid two are flagged; the fund pays one late.
+    w.set_clock("2024-11-01T00:00:01+08:00");
+    w.wait_count("SELECT count(*) FROM acceptances WHERE overdue", 2)
+        .await;
+    w.published("orders.settlement.overdue", |v| {
+        v["acceptance"] == json!(unpaid.acceptance)
+    })
+    .await;
+    pay(&w, &cast.fuxin, direct, SettlementChannel::Direct).await;
+    w.ok::<OfflinePurchaseDeclare>(
+        &cast.hospital,
+        &DeclareOfflinePurchase {
+            month: month(2024, 9),
+            national_code: None,
+            amount_fen: Money::from_fen(333_333),
+        },
+    )
+    .await;
+
+    // Still open: the unpaid one; overdue: it and the one the fund paid late.
+    let listed = |open_only, overdue_only| ListAcceptances {
+        order: None,
+        hospital: None,
+        open_only,
+        overdue_only,
+        limit: 100,
+    };
+    let open = w
+        .ok::<AcceptanceListOp>(&cast.d1, &listed(true, false))
+        .await;
+    assert_eq!(open.items.len(), 1);
+    assert_eq!(open.items[0].acceptance, unpaid.acceptance);
+    let mut overdue: Vec<_> = w
+        .ok::<AcceptanceListOp>(&cast.fuxin, &listed(false, true))
+        .await
+        .items
+        .iter()
+        .map(|a| a.acceptance)
+        .collect();
+    overdue.sort();
+    let mut expected = vec![unpaid.acceptance, direct.acceptance];
+    expected.sort();
+    assert_eq!(overdue, expected);
+    let all = w
+        .ok::<AcceptanceListOp>(&cast.hospital, &listed(false, false))
+        .await;
+    assert_eq!(all.items.len(), 4);
+    assert!(
+        w.ok::<AcceptanceListOp>(&cast.other_hospital, &listed(false, false))
+            .await
+            .items
+            .is_empty()
+    );
+
+    let f = |a: &AcceptanceView| a.amount_fen.fen();
+    let due = acc.iter().map(f).sum::<i64>();
+    let settled = f(online) + f(offline) + f(direct);
+    let on_time = f(online) + f(offline);
+    let q = |m| QueryRates {
+        month: m,
+        hospital: None,
+        region: None,
+    };
+    let oct = w.ok::<RatesGet>(&cast.fuxin, &q(month(2024, 10))).await;
+    assert_eq!(oct.due_fen.fen(), due);
+    assert_eq!(oct.settled_fen.fen(), settled);
+    assert_eq!(oct.settled_on_time_fen.fen(), on_time);
+    assert_eq!(oct.settled_offline_fen.fen(), f(offline));
+    assert_eq!(oct.overdue_count, 2);
+    assert_eq!(oct.settlement_rate_bp, bp(settled, due));
+    assert_eq!(oct.timely_rate_bp, bp(on_time, due));
+    let sep = w.ok::<RatesGet>(&cast.hospital, &q(month(2024, 9))).await;
+    assert_eq!(sep.online_fen.fen(), due);
+    assert_eq!(sep.offline_declared_fen.fen(), 333_333);
+    assert_eq!(sep.online_rate_bp, bp(due, due + 333_333));
+
+    // The export carries the same figures per hospital and in total.
+    let file = w.ok::<RatesExport>(&cast.fuxin, &q(month(2024, 10))).await;
+    assert!(file.file_name.ends_with(".xlsx"), "{}", file.file_name);
+    assert_eq!(file.rows, 2);
+    let bytes = vbp_platform::sheets::decode_base64(&file.content_base64).unwrap();
+    let table = vbp_platform::sheets::read_xlsx(&bytes).unwrap();
+    assert!(table[0][4].contains("due_fen"), "{:?}", table[0]);
+    let row = &table[1];
+    assert_eq!(row[0], "210902");
+    assert_eq!(row[2], cast.hospital.org.to_string());
+    assert_eq!(row[4], due.to_string());
+    assert_eq!(row[5], settled.to_string());
+    assert_eq!(row[6], on_time.to_string());
+    assert_eq!(row[7], f(offline).to_string());
+    assert_eq!(row[8], "2");
+    let rate = oct.settlement_rate_bp.unwrap();
+    assert_eq!(row[11], format!("{}.{:02}%", rate / 100, rate % 100));
+    assert_eq!(table[2][4], due.to_string(), "the total row");
+    // Bureaus export only their jurisdiction.
+    let e = w
+        .err::<RatesExport>(
+            &cast.fuxin,
+            &QueryRates {
+                month: month(2024, 10),
+                hospital: None,
+                region: Some("210100".parse().unwrap()),
+            },
+        )
+        .await;
+    assert_eq!(e.0.status, 403);
+}
+
+#[tokio::test]
+async fn a_payment_recorded_late_but_made_in_time_counts_as_timely() {
+    let w = World::start().await;
+    let cast = Cast::new();
+    cast.publish(&w).await;
+    let o = place(&w, &cast.hospital, &cast.d1, &[(P2, 10, PRICE2)]).await;
+    let a = deliver(&w, &cast.hospital, &cast.d1, &o).await;
+    invoice(&w, &cast.d1, &a, "00000009").await;
+    w.set_clock("2024-11-03T09:00:00+08:00");
+    w.wait_count("SELECT count(*) FROM acceptances WHERE overdue", 1)
+        .await;
+    let pay_on = |y, m, d| PaySettlement {
+        acceptance: a.acceptance,
+        amount_fen: a.amount_fen,
+        channel: SettlementChannel::Online,
+        reason: None,
+        paid_on: chrono::NaiveDate::from_ymd_opt(y, m, d),
+    };
+    for day in [(2024, 11, 4), (2024, 9, 9)] {
+        let e = w
+            .err::<SettlementPay>(&cast.hospital, &pay_on(day.0, day.1, day.2))
+            .await;
+        assert_eq!(e.0.field.as_deref(), Some("paid_on"), "{day:?}");
+    }
+    // Paid on the last day of the term, recorded three days later.
+    let v = w
+        .ok::<SettlementPay>(&cast.hospital, &pay_on(2024, 10, 31))
+        .await;
+    assert!(!v.overdue);
+    assert_eq!(v.paid_at, Some(at("2024-10-31T00:00:00+08:00")));
+    let ev = w.published("orders.settlement.paid", |_| true).await;
+    assert_eq!(ev["on_time"], true);
+    assert_eq!(ev["paid_at"], "2024-10-30T16:00:00Z");
+    let oct = w
+        .ok::<RatesGet>(
+            &cast.hospital,
+            &QueryRates {
+                month: month(2024, 10),
+                hospital: None,
+                region: None,
+            },
+        )
+        .await;
+    assert_eq!(oct.timely_rate_bp, Some(10_000));
+    assert_eq!(oct.overdue_count, 0);
+}
