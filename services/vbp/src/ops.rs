@@ -151,10 +151,14 @@ fn render(report: &vbp_contracts::reconcile::ReconciliationReport) -> String {
             (true, 0) => "ok".to_owned(),
             (true, n) => format!("{n} difference(s)"),
         };
+        let measure = serde_json::to_value(c.measure)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{:?}: {} {} vs {} {} over {} keys: {state}",
-            c.measure, c.source, c.source_total, c.mirror, c.mirror_total, c.keys
+            "{measure}: {} {} vs {} {} over {} keys: {state}",
+            c.source, c.source_total, c.mirror, c.mirror_total, c.keys
         );
         for d in &c.differences {
             let _ = writeln!(

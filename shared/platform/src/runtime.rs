@@ -1,3 +1,4 @@
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,23 @@ pub struct Platform {
     pub calendar: Arc<BusinessCalendar>,
     pub readiness: Readiness,
     pub shutdown: CancellationToken,
+    /// Streams this process relies on, kept present by [`Platform::guard_streams`].
+    streams: Arc<std::sync::Mutex<BTreeSet<Needed>>>,
 }
+
+/// A stream a service publishes to or consumes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Needed {
+    Events(Service),
+    Ingest,
+    Dlq,
+}
+
+/// How often the streams a process relies on are checked. A broker that
+/// lost its store (or an operator who deleted a stream) gets them back
+/// within this time, so publishers and consumers resume without a restart;
+/// `vbp outbox republish` then restores the lost messages.
+const STREAM_GUARD_INTERVAL: Duration = Duration::from_secs(5);
 
 impl Platform {
     /// Connects to NATS; if the server is not up yet the client keeps
@@ -60,7 +77,7 @@ impl Platform {
         let js = jetstream::new(nats.clone());
         let readiness = Readiness::default();
         readiness.add(Arc::new(NatsCheck(nats.clone())));
-        Ok(Self {
+        let platform = Self {
             config: Arc::new(config),
             ns,
             nats,
@@ -69,7 +86,56 @@ impl Platform {
             calendar: Arc::new(calendar),
             readiness,
             shutdown,
-        })
+            streams: Arc::default(),
+        };
+        tokio::spawn(platform.clone().guard_streams());
+        Ok(platform)
+    }
+
+    /// Recreates, until shutdown, any stream ensured through this platform
+    /// that has gone missing.
+    async fn guard_streams(self) {
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(STREAM_GUARD_INTERVAL) => {}
+            }
+            let needed: Vec<Needed> = self
+                .streams
+                .lock()
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            for stream in needed {
+                let name = match stream {
+                    Needed::Events(service) => self.ns.event_stream(service),
+                    Needed::Ingest => self.ns.ingest_stream(),
+                    Needed::Dlq => self.ns.dlq_stream(),
+                };
+                if self.js.get_stream(&name).await.is_ok() {
+                    continue;
+                }
+                let settings = &self.config.streams;
+                let made = match stream {
+                    Needed::Events(service) => {
+                        streams::ensure_event_stream(&self.js, &self.ns, service, settings).await
+                    }
+                    Needed::Ingest => {
+                        streams::ensure_ingest_stream(&self.js, &self.ns, settings).await
+                    }
+                    Needed::Dlq => streams::ensure_dlq_stream(&self.js, &self.ns, settings).await,
+                };
+                match made {
+                    Ok(_) => tracing::warn!(stream = %name, "stream was missing; created it again"),
+                    Err(e) => tracing::debug!(stream = %name, error = %e, "stream check failed"),
+                }
+            }
+        }
+    }
+
+    fn need(&self, stream: Needed) {
+        if let Ok(mut set) = self.streams.lock() {
+            set.insert(stream);
+        }
     }
 
     pub fn rpc_client(&self) -> RpcClient {
@@ -86,6 +152,7 @@ impl Platform {
 
     /// Ensures a stream, retrying while the broker is unreachable.
     pub async fn ensure_event_stream(&self, service: Service) -> anyhow::Result<String> {
+        self.need(Needed::Events(service));
         retry(&self.shutdown, || {
             streams::ensure_event_stream(&self.js, &self.ns, service, &self.config.streams)
         })
@@ -93,6 +160,7 @@ impl Platform {
     }
 
     pub async fn ensure_ingest_stream(&self) -> anyhow::Result<String> {
+        self.need(Needed::Ingest);
         retry(&self.shutdown, || {
             streams::ensure_ingest_stream(&self.js, &self.ns, &self.config.streams)
         })
@@ -100,6 +168,7 @@ impl Platform {
     }
 
     pub async fn ensure_dlq_stream(&self) -> anyhow::Result<String> {
+        self.need(Needed::Dlq);
         retry(&self.shutdown, || {
             streams::ensure_dlq_stream(&self.js, &self.ns, &self.config.streams)
         })

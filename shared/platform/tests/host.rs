@@ -249,3 +249,44 @@ async fn each_service_role_reaches_only_its_own_schema() {
         .to_string();
     assert!(err.contains("permission denied"), "{err}");
 }
+
+#[tokio::test]
+async fn streams_lost_with_the_brokers_store_come_back_without_a_restart() {
+    let mut nats = NatsServer::start().await;
+    let env = TestEnv::with_nats(nats.url()).await;
+    let platform = env.platform().await;
+    let events = platform
+        .ensure_event_stream(Service::Orders)
+        .await
+        .expect("event stream");
+    let ingest = platform
+        .ensure_ingest_stream()
+        .await
+        .expect("ingest stream");
+
+    nats.kill();
+    nats.wipe_store();
+    nats.restart().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for name in [events, ingest] {
+        while platform.js.get_stream(&name).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} was not created again"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Publishing works again, so an integrator's retry lands.
+    platform
+        .js
+        .publish(
+            platform.ns.ingest("integrator-1", "order_placed"),
+            "{}".into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    platform.shutdown.cancel();
+}
