@@ -493,3 +493,33 @@ async fn a_receipt_for_an_unknown_shipment_of_a_known_order_waits_for_it() {
     assert_eq!(w.count("SELECT count(*) FROM ingest_pending").await, 0);
     assert!(w.seen_of("orders.ingest.rejected").is_empty());
 }
+
+#[tokio::test]
+async fn an_acceptance_that_overtakes_its_receipt_waits_for_it() {
+    // As after a crash: the receipt is redelivered after the acceptance.
+    let (w, cast) = started().await;
+    send(&w, &cast, "order_placed", &placed(&cast, "PO-8", 2, 1)).await;
+    send(
+        &w,
+        &cast,
+        "shipment_dispatched",
+        &shipped("SH-8", "PO-8", "S-8", 2, "2027-01-01"),
+    )
+    .await;
+    w.published("orders.shipment.dispatched", |_| true).await;
+    send(&w, &cast, "order_accepted", &accepted("AC-8", "PO-8", 2, 0)).await;
+    w.wait_count("SELECT count(*) FROM ingest_pending", 1).await;
+    assert!(w.seen_of("orders.receipt.accepted").is_empty());
+
+    send(
+        &w,
+        &cast,
+        "order_received",
+        &received("RC-8", "PO-8", "S-8"),
+    )
+    .await;
+    let acc = w.published("orders.receipt.accepted", |_| true).await;
+    assert_eq!(acc["amount_fen"], 2 * PRICE1);
+    assert_eq!(w.count("SELECT count(*) FROM ingest_pending").await, 0);
+    assert!(w.seen_of("orders.ingest.rejected").is_empty());
+}

@@ -353,13 +353,17 @@ impl Consumer {
             let applied = todo.len();
             let span =
                 tracing::info_span!("consume_batch", consumer = %self.spec.name, size = applied);
-            if self
+            if let Err(err) = self
                 .handler
                 .handle_batch(&mut tx, &todo)
                 .instrument(span)
                 .await
-                .is_err()
             {
+                // Correct either way, but one transaction per message is much
+                // slower: worth seeing when it happens often.
+                tracing::info!(consumer = %self.spec.name, error = ?err,
+                    "batch not applied as one; applying its messages one by one");
+                self.count("batch_fallback", 1);
                 tx.rollback().await?;
                 return Ok(None);
             }
@@ -527,7 +531,9 @@ fn fallback_meta(subject: &str, seq: u64, now: chrono::DateTime<chrono::Utc>) ->
     }
 }
 
-fn consume_span(incoming: &Incoming) -> tracing::Span {
+/// The span of consuming one message, continuing its producer's trace; a
+/// `handle_batch` enters one per message so each effect stays in its flow's trace.
+pub fn consume_span(incoming: &Incoming) -> tracing::Span {
     let span = tracing::info_span!(
         "consume",
         event_type = %incoming.meta.event_type,

@@ -79,9 +79,21 @@ pub async fn place_in(
             ),
         )
     })?;
+    let codes: Vec<&NationalCode> = n.lines.iter().map(|l| &l.0).collect();
+    let facts = store::line_facts(
+        conn,
+        period.id,
+        n.hospital,
+        hospital.region,
+        n.distributor,
+        &codes,
+        n.placed_at,
+    )
+    .await?;
     let mut seen = BTreeSet::new();
     let mut lines = Vec::new();
     for (i, (code, qty, price)) in n.lines.iter().enumerate() {
+        let fact = facts.get(code.as_str());
         let f = |x: &str| format!("lines[{i}].{x}");
         if !seen.insert(code.as_str().to_owned()) {
             return Err(RpcError::invalid(
@@ -95,14 +107,12 @@ pub async fn place_in(
                 format!("quantity must be between 1 and {MAX_LINE_QUANTITY}"),
             ));
         }
-        let item = store::supply_item(conn, period.id, code)
-            .await?
-            .ok_or_else(|| {
-                RpcError::invalid(
-                    f("national_code"),
-                    format!("{code} is not in the supply list of period {}", period.id),
-                )
-            })?;
+        let item = fact.and_then(|f| f.item.clone()).ok_or_else(|| {
+            RpcError::invalid(
+                f("national_code"),
+                format!("{code} is not in the supply list of period {}", period.id),
+            )
+        })?;
         if item.winning_price.fen() != *price {
             return Err(RpcError::invalid(
                 f("unit_price_fen"),
@@ -113,7 +123,7 @@ pub async fn place_in(
                 ),
             ));
         }
-        if !store::relation_active_at(conn, n.hospital, code, n.distributor, n.placed_at).await? {
+        if !fact.is_some_and(|f| f.related) {
             return Err(RpcError::invalid(
                 "distributor",
                 format!(
@@ -122,8 +132,7 @@ pub async fn place_in(
                 ),
             ));
         }
-        let short = store::shortage_at(conn, hospital.region, code, n.placed_at).await?;
-        let (qty, requested) = domain::cap_line(*qty, short.map(|s| s.cap_per_line));
+        let (qty, requested) = domain::cap_line(*qty, fact.and_then(|f| f.cap));
         let amount = item
             .winning_price
             .mul_quantity(qty)
@@ -497,7 +506,7 @@ pub async fn accept_in(
     shipment: Option<ShipmentId>,
     lines: &[AcceptLine],
     accepted_at: DateTime<Utc>,
-) -> R<AcceptanceView> {
+) -> R<AcceptanceId> {
     if o.state != OrderState::Confirmed {
         return Err(transition(format!(
             "order {} is {:?}; nothing of it can be accepted",
@@ -604,25 +613,18 @@ pub async fn accept_in(
         accepted_at,
         payment_due_at: Some(due_at),
     };
-    for l in &ev.lines {
-        store::add_accepted(
-            conn,
-            o.order,
-            l.line_no,
-            l.accepted_quantity,
-            l.rejected_quantity,
-        )
-        .await?;
-    }
+    let added: Vec<(i32, i64, i64)> = ev
+        .lines
+        .iter()
+        .map(|l| (l.line_no, l.accepted_quantity, l.rejected_quantity))
+        .collect();
+    store::add_accepted(conn, o.order, &added).await?;
     store::insert_acceptance(conn, &ev, due_at).await?;
     if amount.fen() > 0 {
         timers::arm_payment_due(conn, ev.acceptance, due_at, ctx).await?;
     }
     outbox.append(conn, ctx, &ev).await?;
-    store::get_acceptance(conn, ev.acceptance, false)
-        .await?
-        .map(|r| r.view)
-        .ok_or_else(|| not_found("acceptance", ev.acceptance))
+    Ok(ev.acceptance)
 }
 
 pub async fn receipt_accept(svc: Shared, ctx: Context, req: AcceptReceipt) -> R<AcceptanceView> {
@@ -631,7 +633,7 @@ pub async fn receipt_accept(svc: Shared, ctx: Context, req: AcceptReceipt) -> R<
     let now = svc.clock.now();
     let mut tx = begin(&svc).await?;
     let o = own_order(&mut tx, a, req.order, "accept").await?;
-    let v = accept_in(
+    let id = accept_in(
         &mut tx,
         &svc.outbox,
         &ctx,
@@ -642,6 +644,10 @@ pub async fn receipt_accept(svc: Shared, ctx: Context, req: AcceptReceipt) -> R<
         now,
     )
     .await?;
+    let v = store::get_acceptance(&mut tx, id, false)
+        .await?
+        .map(|r| r.view)
+        .ok_or_else(|| not_found("acceptance", id))?;
     tx.commit().await?;
     Ok(v)
 }

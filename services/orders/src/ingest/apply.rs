@@ -2,6 +2,8 @@
 //! (`place_in`, `dispatch_in`, `receive_in`, `accept_in`), or told to wait
 //! when what it refers to has not arrived.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection};
 use vbp_bus::{Context, RpcError};
@@ -72,6 +74,7 @@ pub fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, RpcEr
 pub async fn apply(
     svc: &Shared,
     conn: &mut PgConnection,
+    directory: &mut Directory,
     m: &Message<'_>,
     now: DateTime<Utc>,
 ) -> Result<Step, RpcError> {
@@ -81,7 +84,8 @@ pub async fn apply(
             format!("{} is not an integrator id", m.integrator),
         )
     })?;
-    let org = store::get_org(conn, integ)
+    let org = directory
+        .org(conn, integ)
         .await?
         .filter(|o| o.kind == OrgKind::Integrator && o.active)
         .ok_or_else(|| {
@@ -183,7 +187,10 @@ pub async fn apply(
                 });
             };
             receive_in(on.conn, &svc.outbox, m.ctx, &o, &s, r.received_at).await?;
-            Ok(Step::Applied { opens: None })
+            // An acceptance that came before this receipt may wait for it.
+            Ok(Step::Applied {
+                opens: Some(r.order_external_id),
+            })
         }
         ingest::ORDER_ACCEPTED => {
             let a: OrderAccepted = decode(m.payload)?;
@@ -200,6 +207,16 @@ pub async fn apply(
                     accepted_quantity: l.accepted_quantity,
                     rejected_quantity: l.rejected_quantity,
                     rejection_reason: l.rejection_reason.clone(),
+                });
+            }
+            if let Some(line_no) = awaits_receipt(&o, &lines) {
+                return Ok(Step::Waits {
+                    waits_for: format!(
+                        "the receipt of line {line_no} of order {}",
+                        a.order_external_id
+                    ),
+                    order_external_id: a.order_external_id,
+                    field: "lines".into(),
                 });
             }
             accept_in(
@@ -222,6 +239,28 @@ pub async fn apply(
                 ingest::EVENTS.join(", ")
             ),
         )),
+    }
+}
+
+/// Directory entries read once per batch: a batch's messages mostly come
+/// from the same few integrators.
+#[derive(Default)]
+pub struct Directory {
+    orgs: HashMap<OrgId, Option<OrgRow>>,
+}
+
+impl Directory {
+    async fn org(
+        &mut self,
+        conn: &mut PgConnection,
+        id: OrgId,
+    ) -> Result<Option<OrgRow>, RpcError> {
+        if let Some(o) = self.orgs.get(&id) {
+            return Ok(o.clone());
+        }
+        let o = store::get_org(conn, id).await?;
+        self.orgs.insert(id, o.clone());
+        Ok(o)
     }
 }
 
@@ -255,6 +294,20 @@ fn line_of(
         })
 }
 
+/// The first line an acceptance asks more of than has been received while
+/// goods of it are still on their way (shipped, or not shipped at all yet):
+/// its receipt may come later than the acceptance, e.g. redelivered after a
+/// crash, so the acceptance waits for it rather than being refused. Asking
+/// more than everything shipped and received is refused at once.
+fn awaits_receipt(o: &OrderView, lines: &[AcceptLine]) -> Option<i32> {
+    lines.iter().find_map(|l| {
+        let line = o.lines.iter().find(|x| x.line_no == l.line_no)?;
+        let open = line.received_quantity - line.accepted_quantity - line.rejected_quantity;
+        let in_transit = line.shipped_quantity > line.received_quantity || o.shipments.is_empty();
+        (l.accepted_quantity + l.rejected_quantity > open && in_transit).then_some(l.line_no)
+    })
+}
+
 /// Looks up the orders a message refers to.
 struct Orders<'c, 'a> {
     conn: &'c mut PgConnection,
@@ -283,7 +336,7 @@ impl Orders<'_, '_> {
                 field: "order_external_id".into(),
             }));
         }
-        let o = store::get_order(self.conn, id, true)
+        let o = store::get_order(self.conn, id, false)
             .await?
             .ok_or_else(|| reject("order_external_id", format!("order {external_id} vanished")))?;
         acts_for(self.org, self.m.integrator, o.hospital)?;

@@ -12,6 +12,8 @@
 mod apply;
 pub mod pending;
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -85,6 +87,37 @@ fn tokens(subject: &str) -> (&str, &str) {
     (integrator, event)
 }
 
+/// What the messages of one transaction read once and keep up to date.
+pub(crate) struct Batch {
+    directory: apply::Directory,
+    /// The orders with messages waiting, when known. The transaction holds
+    /// the locks of its orders, so only it parks more of theirs.
+    waiting: Option<HashSet<(String, String)>>,
+}
+
+impl Batch {
+    /// Nothing known yet: every queue is looked at.
+    fn unknown() -> Self {
+        Self {
+            directory: apply::Directory::default(),
+            waiting: None,
+        }
+    }
+
+    /// Whether messages of the order may be waiting.
+    fn may_wait(&self, integrator: &str, order_external_id: &str) -> bool {
+        self.waiting
+            .as_ref()
+            .is_none_or(|w| w.contains(&(integrator.to_owned(), order_external_id.to_owned())))
+    }
+
+    fn parked(&mut self, integrator: &str, order_external_id: &str) {
+        if let Some(w) = &mut self.waiting {
+            w.insert((integrator.to_owned(), order_external_id.to_owned()));
+        }
+    }
+}
+
 /// A message read far enough to be claimed.
 struct Read<'a> {
     integrator: &'a str,
@@ -128,6 +161,7 @@ impl Ingest {
     async fn one(
         &self,
         conn: &mut PgConnection,
+        batch: &mut Batch,
         msg: &Incoming,
         r: &Read<'_>,
         claim: Claim,
@@ -164,7 +198,7 @@ impl Ingest {
                     payload: &msg.payload,
                     meta: &msg.meta,
                 };
-                self.settle(conn, &arrived, now).await
+                self.settle(conn, batch, &arrived, now).await
             }
         }
     }
@@ -173,14 +207,15 @@ impl Ingest {
     async fn settle(
         &self,
         conn: &mut PgConnection,
+        batch: &mut Batch,
         a: &Arrived<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), HandlerError> {
         let ctx = Context::caused_by(a.meta);
-        match self.attempt(conn, a, &ctx, now).await? {
+        match self.attempt(conn, batch, a, &ctx, now).await? {
             Ok(Step::Applied { opens }) => {
                 if let Some(order) = opens {
-                    pending::drain(self, conn, a.integrator, &order, now).await?;
+                    pending::drain(self, conn, batch, a.integrator, &order, now).await?;
                 }
                 Ok(())
             }
@@ -191,6 +226,7 @@ impl Ingest {
             }) => {
                 pending::park(
                     conn,
+                    batch,
                     store::Pending {
                         integrator: a.integrator.to_owned(),
                         external_id: a.external_id.to_owned(),
@@ -214,6 +250,7 @@ impl Ingest {
                     pending::reject_queue(
                         self,
                         conn,
+                        batch,
                         a.integrator,
                         a.external_id,
                         &format!("its order {} was rejected: {reason}", a.external_id),
@@ -232,6 +269,7 @@ impl Ingest {
     async fn attempt(
         &self,
         conn: &mut PgConnection,
+        batch: &mut Batch,
         a: &Arrived<'_>,
         ctx: &Context,
         now: DateTime<Utc>,
@@ -243,7 +281,7 @@ impl Ingest {
             payload: a.payload,
             ctx,
         };
-        match apply::apply(&self.svc, &mut sp, &m, now).await {
+        match apply::apply(&self.svc, &mut sp, &mut batch.directory, &m, now).await {
             Ok(step @ Step::Applied { .. }) => {
                 sp.commit().await?;
                 Ok(Ok(step))
@@ -312,7 +350,8 @@ impl vbp_bus::Handler for Ingest {
             now,
         )
         .await?[0];
-        self.one(conn, msg, &r, claim, now).await
+        self.one(conn, &mut Batch::unknown(), msg, &r, claim, now)
+            .await
     }
 
     /// The whole batch is claimed in one statement, then each message runs
@@ -341,10 +380,15 @@ impl vbp_bus::Handler for Ingest {
             .collect();
         store::lock_orders(conn, &orders).await?;
         let claims = store::claim_all(conn, &keys, now).await?;
+        let mut batch = Batch {
+            directory: apply::Directory::default(),
+            waiting: Some(store::waiting_orders(conn, &orders).await?),
+        };
         for ((msg, r), claim) in msgs.iter().zip(&read).zip(claims) {
-            let span = tracing::info_span!("consume", event_type = %msg.meta.event_type,
-                event_id = %msg.meta.id, correlation = %msg.meta.correlation);
-            self.one(conn, msg, r, claim, now).instrument(span).await?;
+            let span = vbp_bus::inbox::consume_span(msg);
+            self.one(conn, &mut batch, msg, r, claim, now)
+                .instrument(span)
+                .await?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use sqlx::PgConnection;
 use vbp_bus::timers::{DueTimer, TimerHandler};
 use vbp_bus::{Context, HandlerError};
 
-use super::{Arrived, Ingest, Step};
+use super::{Arrived, Batch, Ingest, Step};
 use crate::store::ingest::{self as store, Pending};
 
 pub const PENDING_TIMER: &str = "ingest_pending";
@@ -39,7 +39,12 @@ fn arrived(p: &Pending) -> Arrived<'_> {
     }
 }
 
-pub(super) async fn park(conn: &mut PgConnection, p: Pending) -> Result<(), HandlerError> {
+pub(super) async fn park(
+    conn: &mut PgConnection,
+    batch: &mut Batch,
+    p: Pending,
+) -> Result<(), HandlerError> {
+    batch.parked(&p.integrator, &p.order_external_id);
     tracing::info!(integrator = %p.integrator, external_id = %p.external_id,
         waits_for = %p.waits_for, "ingest message waits for its predecessor");
     store::park(conn, &p).await?;
@@ -84,12 +89,16 @@ async fn unpark(
 pub(super) async fn drain(
     ingest: &Ingest,
     conn: &mut PgConnection,
+    batch: &mut Batch,
     integrator: &str,
     order_external_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
+    if !batch.may_wait(integrator, order_external_id) {
+        return Ok(());
+    }
     for p in store::queue_of(conn, integrator, order_external_id).await? {
-        settle_waiting(ingest, conn, &p, now).await?;
+        settle_waiting(ingest, conn, batch, &p, now).await?;
     }
     Ok(())
 }
@@ -98,12 +107,13 @@ pub(super) async fn drain(
 async fn settle_waiting(
     ingest: &Ingest,
     conn: &mut PgConnection,
+    batch: &mut Batch,
     p: &Pending,
     now: DateTime<Utc>,
 ) -> Result<bool, HandlerError> {
     let a = arrived(p);
     let ctx = Context::caused_by(&p.meta);
-    match ingest.attempt(conn, &a, &ctx, now).await? {
+    match ingest.attempt(conn, batch, &a, &ctx, now).await? {
         Ok(Step::Applied { .. }) => {
             tracing::info!(integrator = %p.integrator, external_id = %p.external_id,
                 "waiting ingest message applied");
@@ -130,11 +140,15 @@ async fn settle_waiting(
 pub(super) async fn reject_queue(
     ingest: &Ingest,
     conn: &mut PgConnection,
+    batch: &Batch,
     integrator: &str,
     order_external_id: &str,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
+    if !batch.may_wait(integrator, order_external_id) {
+        return Ok(());
+    }
     for p in store::queue_of(conn, integrator, order_external_id).await? {
         let ctx = Context::caused_by(&p.meta);
         ingest
@@ -161,6 +175,7 @@ impl TimerHandler for Expired {
         let key: Key = timer.payload()?;
         let ingest = &self.0;
         let now = ingest.svc.clock.now();
+        let batch = &mut Batch::unknown();
         let Some(p) = store::pending(conn, &key.integrator, &key.external_id).await? else {
             return Ok(());
         };
@@ -170,8 +185,16 @@ impl TimerHandler for Expired {
         };
         // The predecessor may have come another way (e.g. a shipment
         // dispatched through the API): a last try before giving up.
-        if settle_waiting(ingest, conn, &p, now).await? {
-            return drain(ingest, conn, &p.integrator, &p.order_external_id, now).await;
+        if settle_waiting(ingest, conn, batch, &p, now).await? {
+            return drain(
+                ingest,
+                conn,
+                batch,
+                &p.integrator,
+                &p.order_external_id,
+                now,
+            )
+            .await;
         }
         let p = store::pending(conn, &key.integrator, &key.external_id)
             .await?
@@ -191,6 +214,14 @@ impl TimerHandler for Expired {
             )
             .await?;
         store::unpark(conn, &p.integrator, &p.external_id).await?;
-        drain(ingest, conn, &p.integrator, &p.order_external_id, now).await
+        drain(
+            ingest,
+            conn,
+            batch,
+            &p.integrator,
+            &p.order_external_id,
+            now,
+        )
+        .await
     }
 }

@@ -2,6 +2,8 @@
 //! digest), the queue of messages waiting for a predecessor, and the
 //! replacement of an unanswered order's lines.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 use vbp_contracts::MessageMeta;
@@ -179,8 +181,9 @@ pub async fn set_outcome(
     Ok(())
 }
 
-/// The order an integrator placed under `external_id`, and whether
-/// messages of that order of an earlier stage than `stage` are waiting.
+/// The order an integrator placed under `external_id` (its row locked), and
+/// whether messages of that order of an earlier stage than `stage` are
+/// waiting.
 pub async fn order_and_queue(
     conn: &mut PgConnection,
     integrator: OrgId,
@@ -188,7 +191,7 @@ pub async fn order_and_queue(
     stage: i16,
 ) -> Result<(Option<OrderId>, bool), sqlx::Error> {
     let r = sqlx::query(
-        "SELECT (SELECT id FROM orders WHERE integrator = $1 AND external_id = $3) AS id, \
+        "SELECT (SELECT id FROM orders WHERE integrator = $1 AND external_id = $3 FOR UPDATE) AS id, \
          EXISTS (SELECT 1 FROM ingest_pending WHERE integrator = $2 AND order_external_id = $3 \
          AND stage < $4) AS queued",
     )
@@ -203,6 +206,27 @@ pub async fn order_and_queue(
             .map(OrderId::from_uuid),
         r.try_get("queued")?,
     ))
+}
+
+/// Which of `orders` (integrator, order external id) have messages waiting.
+pub async fn waiting_orders(
+    conn: &mut PgConnection,
+    orders: &[(&str, &str)],
+) -> Result<HashSet<(String, String)>, sqlx::Error> {
+    let integrators: Vec<&str> = orders.iter().map(|o| o.0).collect();
+    let ids: Vec<&str> = orders.iter().map(|o| o.1).collect();
+    let rows = sqlx::query(
+        "SELECT DISTINCT p.integrator, p.order_external_id FROM ingest_pending p \
+         JOIN unnest($1::text[], $2::text[]) AS k(i, o) \
+         ON p.integrator = k.i AND p.order_external_id = k.o",
+    )
+    .bind(&integrators)
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("integrator")?, r.try_get("order_external_id")?)))
+        .collect()
 }
 
 /// A message waiting for its predecessor.

@@ -3,11 +3,13 @@
 
 pub mod ingest;
 pub mod orders;
+pub mod placement;
 pub mod projections;
 pub mod settlement;
 pub mod shortage;
 
 pub use orders::*;
+pub use placement::*;
 pub use projections::*;
 pub use settlement::*;
 pub use shortage::*;

@@ -95,27 +95,17 @@ pub async fn insert_order(
     Ok(())
 }
 
-/// The order with lines and shipments; `lock` takes the order row for update.
-pub async fn get_order(
-    conn: &mut PgConnection,
-    id: OrderId,
-    lock: bool,
-) -> Result<Option<OrderView>, sqlx::Error> {
-    let sql = format!(
-        "SELECT id, period, hospital, hospital_region, distributor, source, integrator, external_id, \
-         state, response_reason, total_amount_fen, placed_at FROM orders WHERE id = $1{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id.as_uuid())
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
-        return Ok(None);
-    };
+const ORDER_COLS: &str = "o.id, o.period, o.hospital, o.hospital_region, o.distributor, o.source, \
+     o.integrator, o.external_id, o.state, o.response_reason, o.total_amount_fen, o.placed_at";
+
+const LINE_COLS: &str = "l.line_no, l.national_code, l.manufacturer, l.quantity, l.confirmed_quantity, \
+     l.shipped_quantity, l.received_quantity, l.accepted_quantity, l.rejected_quantity, \
+     l.unit_price_fen, l.amount_fen, l.requested_quantity";
+
+fn order_of(id: OrderId, r: &sqlx::postgres::PgRow) -> Result<OrderView, sqlx::Error> {
     let source: String = r.try_get("source")?;
     let state: String = r.try_get("state")?;
-    let mut view = OrderView {
+    Ok(OrderView {
         order: id,
         period: PeriodId::from_uuid(r.try_get("period")?),
         hospital: OrgId::from_uuid(r.try_get("hospital")?),
@@ -132,66 +122,114 @@ pub async fn get_order(
         shipments: vec![],
         total_amount_fen: Money::from_fen(r.try_get("total_amount_fen")?),
         placed_at: r.try_get("placed_at")?,
+    })
+}
+
+/// The line of a row of `LINE_COLS`; `None` for the empty side of an
+/// outer join.
+fn line_of(l: &sqlx::postgres::PgRow) -> Result<Option<OrderLineView>, sqlx::Error> {
+    let Some(line_no) = l.try_get::<Option<i32>, _>("line_no")? else {
+        return Ok(None);
     };
-    let lines = sqlx::query(
-        "SELECT line_no, national_code, manufacturer, quantity, confirmed_quantity, shipped_quantity, \
-         received_quantity, accepted_quantity, rejected_quantity, unit_price_fen, amount_fen, \
-         requested_quantity FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+    let code: String = l.try_get("national_code")?;
+    Ok(Some(OrderLineView {
+        line_no,
+        national_code: NationalCode::parse(&code).map_err(decode)?,
+        manufacturer: OrgId::from_uuid(l.try_get("manufacturer")?),
+        quantity: l.try_get("quantity")?,
+        confirmed_quantity: l.try_get("confirmed_quantity")?,
+        shipped_quantity: l.try_get("shipped_quantity")?,
+        received_quantity: l.try_get("received_quantity")?,
+        accepted_quantity: l.try_get("accepted_quantity")?,
+        rejected_quantity: l.try_get("rejected_quantity")?,
+        unit_price_fen: Money::from_fen(l.try_get("unit_price_fen")?),
+        amount_fen: Money::from_fen(l.try_get("amount_fen")?),
+        requested_quantity: l.try_get("requested_quantity")?,
+    }))
+}
+
+/// The order with lines and shipments; `lock` takes the order row for update.
+pub async fn get_order(
+    conn: &mut PgConnection,
+    id: OrderId,
+    lock: bool,
+) -> Result<Option<OrderView>, sqlx::Error> {
+    let mut view = if lock {
+        // The lock is taken alone: a statement that waited for it would
+        // otherwise join the lines as they were before the wait.
+        let sql = format!("SELECT {ORDER_COLS} FROM orders o WHERE o.id = $1 FOR UPDATE");
+        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut view = order_of(id, &r)?;
+        let sql = format!(
+            "SELECT {LINE_COLS} FROM order_lines l WHERE l.order_id = $1 ORDER BY l.line_no"
+        );
+        for l in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_uuid())
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            view.lines.extend(line_of(&l)?);
+        }
+        view
+    } else {
+        let sql = format!(
+            "SELECT {ORDER_COLS}, {LINE_COLS} FROM orders o \
+             LEFT JOIN order_lines l ON l.order_id = o.id WHERE o.id = $1 ORDER BY l.line_no"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_uuid())
+            .fetch_all(&mut *conn)
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut view = order_of(id, first)?;
+        for l in &rows {
+            view.lines.extend(line_of(l)?);
+        }
+        view
+    };
+    // Shipments with their lines in one read; a shipment without lines
+    // still shows (LEFT JOIN).
+    let rows = sqlx::query(
+        "SELECT s.id, s.shipment_no, s.shipped_at, s.received_at, l.line_no, l.national_code, \
+         l.batch_no, l.expiry_date, l.quantity FROM shipments s \
+         LEFT JOIN shipment_lines l ON l.shipment = s.id WHERE s.order_id = $1 \
+         ORDER BY s.shipped_at, s.shipment_no, s.id, l.line_no, l.batch_no",
     )
     .bind(id.as_uuid())
     .fetch_all(&mut *conn)
     .await?;
-    for l in lines {
-        let code: String = l.try_get("national_code")?;
-        view.lines.push(OrderLineView {
-            line_no: l.try_get("line_no")?,
-            national_code: NationalCode::parse(&code).map_err(decode)?,
-            manufacturer: OrgId::from_uuid(l.try_get("manufacturer")?),
-            quantity: l.try_get("quantity")?,
-            confirmed_quantity: l.try_get("confirmed_quantity")?,
-            shipped_quantity: l.try_get("shipped_quantity")?,
-            received_quantity: l.try_get("received_quantity")?,
-            accepted_quantity: l.try_get("accepted_quantity")?,
-            rejected_quantity: l.try_get("rejected_quantity")?,
-            unit_price_fen: Money::from_fen(l.try_get("unit_price_fen")?),
-            amount_fen: Money::from_fen(l.try_get("amount_fen")?),
-            requested_quantity: l.try_get("requested_quantity")?,
-        });
-    }
-    let ships = sqlx::query(
-        "SELECT id, shipment_no, shipped_at, received_at FROM shipments WHERE order_id = $1 \
-         ORDER BY shipped_at, shipment_no",
-    )
-    .bind(id.as_uuid())
-    .fetch_all(&mut *conn)
-    .await?;
-    for s in ships {
-        let sid: uuid::Uuid = s.try_get("id")?;
-        let lines = sqlx::query(
-            "SELECT line_no, national_code, batch_no, expiry_date, quantity FROM shipment_lines \
-             WHERE shipment = $1 ORDER BY line_no, batch_no",
-        )
-        .bind(sid)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut out = Vec::new();
-        for l in lines {
-            let code: String = l.try_get("national_code")?;
-            out.push(ShipmentLine {
-                line_no: l.try_get("line_no")?,
-                national_code: NationalCode::parse(&code).map_err(decode)?,
-                batch_no: l.try_get("batch_no")?,
-                expiry_date: l.try_get("expiry_date")?,
-                quantity: l.try_get("quantity")?,
+    for r in rows {
+        let sid = ShipmentId::from_uuid(r.try_get("id")?);
+        if view.shipments.last().map(|s| s.shipment) != Some(sid) {
+            view.shipments.push(ShipmentView {
+                shipment: sid,
+                shipment_no: r.try_get("shipment_no")?,
+                lines: vec![],
+                shipped_at: r.try_get("shipped_at")?,
+                received_at: r.try_get("received_at")?,
             });
         }
-        view.shipments.push(ShipmentView {
-            shipment: ShipmentId::from_uuid(sid),
-            shipment_no: s.try_get("shipment_no")?,
-            lines: out,
-            shipped_at: s.try_get("shipped_at")?,
-            received_at: s.try_get("received_at")?,
-        });
+        let Some(line_no) = r.try_get::<Option<i32>, _>("line_no")? else {
+            continue;
+        };
+        let code: String = r.try_get("national_code")?;
+        if let Some(s) = view.shipments.last_mut() {
+            s.lines.push(ShipmentLine {
+                line_no,
+                national_code: NationalCode::parse(&code).map_err(decode)?,
+                batch_no: r.try_get("batch_no")?,
+                expiry_date: r.try_get("expiry_date")?,
+                quantity: r.try_get("quantity")?,
+            });
+        }
     }
     Ok(Some(view))
 }
@@ -220,30 +258,30 @@ pub async fn set_response(
     confirmed: &[(i32, i64, Option<String>)],
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    let n: Vec<i32> = confirmed.iter().map(|c| c.0).collect();
+    let q: Vec<i64> = confirmed.iter().map(|c| c.1).collect();
+    let why: Vec<Option<&str>> = confirmed.iter().map(|c| c.2.as_deref()).collect();
     sqlx::query(
-        "UPDATE orders SET state = $2, response_reason = $3, responded_at = $4 WHERE id = $1",
+        "WITH o AS (UPDATE orders SET state = $2, response_reason = $3, responded_at = $4 \
+         WHERE id = $1) \
+         UPDATE order_lines l SET confirmed_quantity = c.q, response_reason = c.why \
+         FROM unnest($5::int[], $6::bigint[], $7::text[]) AS c(n, q, why) \
+         WHERE l.order_id = $1 AND l.line_no = c.n",
     )
     .bind(id.as_uuid())
     .bind(state_str(state))
     .bind(reason)
     .bind(at)
-    .execute(&mut *conn)
+    .bind(&n)
+    .bind(&q)
+    .bind(&why)
+    .execute(conn)
     .await?;
-    for (line, qty, why) in confirmed {
-        sqlx::query(
-            "UPDATE order_lines SET confirmed_quantity = $3, response_reason = $4 \
-             WHERE order_id = $1 AND line_no = $2",
-        )
-        .bind(id.as_uuid())
-        .bind(line)
-        .bind(qty)
-        .bind(why)
-        .execute(&mut *conn)
-        .await?;
-    }
     Ok(())
 }
 
+/// A shipment with its lines, and the shipped quantities of the order's
+/// lines (a line may ship in several batches).
 pub async fn insert_shipment(
     conn: &mut PgConnection,
     id: ShipmentId,
@@ -252,38 +290,32 @@ pub async fn insert_shipment(
     lines: &[ShipmentLine],
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    let n: Vec<i32> = lines.iter().map(|l| l.line_no).collect();
+    let c: Vec<&str> = lines.iter().map(|l| l.national_code.as_str()).collect();
+    let b: Vec<&str> = lines.iter().map(|l| l.batch_no.as_str()).collect();
+    let e: Vec<chrono::NaiveDate> = lines.iter().map(|l| l.expiry_date).collect();
+    let q: Vec<i64> = lines.iter().map(|l| l.quantity).collect();
     sqlx::query(
-        "INSERT INTO shipments (id, order_id, shipment_no, shipped_at) VALUES ($1,$2,$3,$4)",
+        "WITH s AS (INSERT INTO shipments (id, order_id, shipment_no, shipped_at) \
+           VALUES ($1,$2,$3,$4) RETURNING id), \
+         l AS (INSERT INTO shipment_lines (shipment, line_no, national_code, batch_no, expiry_date, quantity) \
+           SELECT s.id, t.* FROM s, unnest($5::int[], $6::text[], $7::text[], $8::date[], $9::bigint[]) \
+           AS t(n, c, b, e, q)) \
+         UPDATE order_lines ol SET shipped_quantity = shipped_quantity + t.q \
+         FROM (SELECT n, sum(q)::bigint AS q FROM unnest($5::int[], $9::bigint[]) AS u(n, q) GROUP BY n) t \
+         WHERE ol.order_id = $2 AND ol.line_no = t.n",
     )
     .bind(id.as_uuid())
     .bind(order.as_uuid())
     .bind(shipment_no)
     .bind(at)
-    .execute(&mut *conn)
+    .bind(&n)
+    .bind(&c)
+    .bind(&b)
+    .bind(&e)
+    .bind(&q)
+    .execute(conn)
     .await?;
-    for l in lines {
-        sqlx::query(
-            "INSERT INTO shipment_lines (shipment, line_no, national_code, batch_no, expiry_date, quantity) \
-             VALUES ($1,$2,$3,$4,$5,$6)",
-        )
-        .bind(id.as_uuid())
-        .bind(l.line_no)
-        .bind(l.national_code.as_str())
-        .bind(&l.batch_no)
-        .bind(l.expiry_date)
-        .bind(l.quantity)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "UPDATE order_lines SET shipped_quantity = shipped_quantity + $3 \
-             WHERE order_id = $1 AND line_no = $2",
-        )
-        .bind(order.as_uuid())
-        .bind(l.line_no)
-        .bind(l.quantity)
-        .execute(&mut *conn)
-        .await?;
-    }
     Ok(())
 }
 
@@ -293,40 +325,44 @@ pub async fn mark_received(
     shipment: &ShipmentView,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE shipments SET received_at = $2 WHERE id = $1")
-        .bind(shipment.shipment.as_uuid())
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
-    for l in &shipment.lines {
-        sqlx::query(
-            "UPDATE order_lines SET received_quantity = received_quantity + $3 \
-             WHERE order_id = $1 AND line_no = $2",
-        )
-        .bind(order.as_uuid())
-        .bind(l.line_no)
-        .bind(l.quantity)
-        .execute(&mut *conn)
-        .await?;
-    }
+    let n: Vec<i32> = shipment.lines.iter().map(|l| l.line_no).collect();
+    let q: Vec<i64> = shipment.lines.iter().map(|l| l.quantity).collect();
+    sqlx::query(
+        "WITH s AS (UPDATE shipments SET received_at = $2 WHERE id = $1) \
+         UPDATE order_lines ol SET received_quantity = received_quantity + t.q \
+         FROM (SELECT n, sum(q)::bigint AS q FROM unnest($4::int[], $5::bigint[]) AS u(n, q) GROUP BY n) t \
+         WHERE ol.order_id = $3 AND ol.line_no = t.n",
+    )
+    .bind(shipment.shipment.as_uuid())
+    .bind(at)
+    .bind(order.as_uuid())
+    .bind(&n)
+    .bind(&q)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
+/// Adds accepted and rejected quantities, `(line_no, accepted, rejected)`
+/// with each line at most once.
 pub async fn add_accepted(
     conn: &mut PgConnection,
     order: OrderId,
-    line_no: i32,
-    accepted: i64,
-    rejected: i64,
+    lines: &[(i32, i64, i64)],
 ) -> Result<(), sqlx::Error> {
+    let n: Vec<i32> = lines.iter().map(|l| l.0).collect();
+    let a: Vec<i64> = lines.iter().map(|l| l.1).collect();
+    let r: Vec<i64> = lines.iter().map(|l| l.2).collect();
     sqlx::query(
-        "UPDATE order_lines SET accepted_quantity = accepted_quantity + $3, \
-         rejected_quantity = rejected_quantity + $4 WHERE order_id = $1 AND line_no = $2",
+        "UPDATE order_lines ol SET accepted_quantity = accepted_quantity + t.a, \
+         rejected_quantity = rejected_quantity + t.r \
+         FROM unnest($2::int[], $3::bigint[], $4::bigint[]) AS t(n, a, r) \
+         WHERE ol.order_id = $1 AND ol.line_no = t.n",
     )
     .bind(order.as_uuid())
-    .bind(line_no)
-    .bind(accepted)
-    .bind(rejected)
+    .bind(&n)
+    .bind(&a)
+    .bind(&r)
     .execute(conn)
     .await?;
     Ok(())
