@@ -554,7 +554,7 @@ pub async fn recalculate_region(
         .await?;
     }
     store::cancel_timers(conn, OVERDUE_TIMER, &unapproved).await?;
-    store::append_events(conn, &svc.outbox, ctx, &events, svc.clock.now()).await?;
+    svc.outbox.append_many(conn, ctx, &events).await?;
     Ok(RegionRecalculation {
         ledgers: rows.len() as i64,
         changed: events.len() as i64,

@@ -758,51 +758,6 @@ pub async fn cancel_timers(
     Ok(())
 }
 
-/// Appends many events of one type to the outbox in one statement: the
-/// rows `Outbox::append` writes one at a time (same id scheme, headers,
-/// trace context and business time), published by the relay after commit.
-pub async fn append_events<E: vbp_contracts::Event>(
-    conn: &mut PgConnection,
-    outbox: &vbp_bus::Outbox,
-    ctx: &vbp_bus::Context,
-    events: &[E],
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = events
-        .iter()
-        .map(|_| vbp_kernel::EventId::new().as_uuid())
-        .collect();
-    let payloads = events
-        .iter()
-        .map(serde_json::to_string)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let (traceparent, tracestate) = vbp_bus::trace::current_carrier();
-    sqlx::query(
-        "INSERT INTO outbox (id, subject, event_type, version, correlation, causation, actor, \
-         traceparent, tracestate, payload, occurred_at) \
-         SELECT u.id, $3, $4, $5, $6, $7, $8, $9, $10, u.payload::jsonb, $11 \
-         FROM UNNEST($1::uuid[], $2::text[]) WITH ORDINALITY AS u(id, payload, n) ORDER BY u.n",
-    )
-    .bind(&ids)
-    .bind(&payloads)
-    .bind(E::subject(outbox.namespace()))
-    .bind(E::event_type())
-    .bind(E::VERSION as i32)
-    .bind(ctx.correlation.as_uuid())
-    .bind(ctx.causation.map(|c| c.as_uuid()))
-    .bind(ctx.actor.as_ref().map(sqlx::types::Json))
-    .bind(traceparent)
-    .bind(tracestate)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Records a paid settlement as received (once per settlement), the basis of
 /// offsets and of the reconciliation figures.
 pub async fn record_settlement(

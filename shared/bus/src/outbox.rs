@@ -54,6 +54,47 @@ impl Outbox {
         .await
     }
 
+    /// Appends many events of one type in one statement: the same rows
+    /// `append` writes one at a time, for batch operations (a province-wide
+    /// recalculation emits tens of thousands).
+    pub async fn append_many<E: Event>(
+        &self,
+        conn: &mut PgConnection,
+        ctx: &Context,
+        events: &[E],
+    ) -> Result<Vec<EventId>, BusError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<EventId> = events.iter().map(|_| EventId::new()).collect();
+        let uuids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let payloads = events
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (traceparent, tracestate) = crate::trace::current_carrier();
+        sqlx::query(
+            "INSERT INTO outbox (id, subject, event_type, version, correlation, causation, actor, \
+             traceparent, tracestate, payload, occurred_at) \
+             SELECT u.id, $3, $4, $5, $6, $7, $8, $9, $10, u.payload::jsonb, $11 \
+             FROM UNNEST($1::uuid[], $2::text[]) WITH ORDINALITY AS u(id, payload, n) ORDER BY u.n",
+        )
+        .bind(&uuids)
+        .bind(&payloads)
+        .bind(E::subject(&self.ns))
+        .bind(E::event_type())
+        .bind(E::VERSION as i32)
+        .bind(ctx.correlation.as_uuid())
+        .bind(ctx.causation.map(|c| c.as_uuid()))
+        .bind(ctx.actor.as_ref().map(sqlx::types::Json))
+        .bind(traceparent)
+        .bind(tracestate)
+        .bind(self.clock.now())
+        .execute(conn)
+        .await?;
+        Ok(ids)
+    }
+
     /// For messages that are not domain events of this service (dead letters).
     pub async fn append_raw<P: Serialize + ?Sized>(
         &self,

@@ -87,3 +87,28 @@ async fn two_relays_at_once_put_every_event_in_the_stream_once() {
     );
     assert_eq!(w.stream_messages().await, 2000);
 }
+
+#[tokio::test]
+async fn events_appended_together_are_the_rows_appended_one_by_one_in_order() {
+    let w = World::new().await;
+    let ctx = Context::new(None);
+    let events: Vec<Noted> = (1..=3).map(|n| Noted { n, poison: false }).collect();
+    let mut tx = w.producer.begin().await.unwrap();
+    let ids = w.outbox.append_many(&mut tx, &ctx, &events).await.unwrap();
+    let single = w.outbox.append(&mut tx, &ctx, &events[0]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids.len(), 3);
+
+    let rows: Vec<(uuid::Uuid, String, String, serde_json::Value)> =
+        sqlx::query_as("SELECT id, subject, event_type, payload FROM outbox ORDER BY seq")
+            .fetch_all(&w.producer)
+            .await
+            .unwrap();
+    let got: Vec<i64> = rows.iter().map(|r| r.3["n"].as_i64().unwrap()).collect();
+    assert_eq!(got, [1, 2, 3, 1]);
+    assert_eq!(rows[0].0, ids[0].as_uuid());
+    assert_eq!(rows[3].0, single.as_uuid());
+    assert_eq!((&rows[0].1, &rows[0].2), (&rows[3].1, &rows[3].2));
+    assert_eq!(w.relay_all().await, 4);
+    assert_eq!(w.stream_messages().await, 4);
+}
