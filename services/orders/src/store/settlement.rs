@@ -289,47 +289,6 @@ pub async fn insert_offline(
     Ok(())
 }
 
-/// Claims (integrator, external id) for a message; false when it was seen.
-pub async fn claim_ingest(
-    conn: &mut PgConnection,
-    integrator: &str,
-    external_id: &str,
-    event: &str,
-    at: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO ingest_messages (integrator, external_id, event, outcome, at) \
-         VALUES ($1,$2,$3,'applied',$4) ON CONFLICT DO NOTHING",
-    )
-    .bind(integrator)
-    .bind(external_id)
-    .bind(event)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-pub async fn record_rejection(
-    conn: &mut PgConnection,
-    r: &IngestRejected,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO ingest_messages (integrator, external_id, event, outcome, field, reason, at) \
-         VALUES ($1,$2,$3,'rejected',$4,$5,$6) ON CONFLICT (integrator, external_id) DO UPDATE \
-         SET outcome = 'rejected', field = $4, reason = $5, at = $6",
-    )
-    .bind(&r.integrator)
-    .bind(&r.external_id)
-    .bind(&r.event)
-    .bind(&r.field)
-    .bind(&r.reason)
-    .bind(r.rejected_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 pub async fn list_rejections(
     conn: &mut PgConnection,
     integrator: Option<&str>,
