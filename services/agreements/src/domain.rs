@@ -68,13 +68,7 @@ impl Invalid {
 
 /// The inclusive integer range of region codes in `region`'s subtree.
 pub fn region_range(region: RegionCode) -> (i32, i32) {
-    let v = region.as_u32() as i32;
-    match region.level() {
-        vbp_kernel::RegionLevel::National => (0, 999_999),
-        vbp_kernel::RegionLevel::Province => (v, v + 9_999),
-        vbp_kernel::RegionLevel::City => (v, v + 99),
-        vbp_kernel::RegionLevel::County => (v, v),
-    }
+    region.subtree_range()
 }
 
 pub fn region_from_i32(v: i32) -> RegionCode {

@@ -141,13 +141,7 @@ pub fn rate_bp(part: i64, whole: i64) -> Option<u32> {
 
 /// Range of region integers a region covers (`lo..=hi`).
 pub fn region_range(region: RegionCode) -> (i32, i32) {
-    let v = region.as_u32() as i32;
-    match region.level() {
-        RegionLevel::National => (0, 999_999),
-        RegionLevel::Province => (v, v + 9_999),
-        RegionLevel::City => (v, v + 99),
-        RegionLevel::County => (v, v),
-    }
+    region.subtree_range()
 }
 
 pub fn region_from_i32(v: i32) -> RegionCode {

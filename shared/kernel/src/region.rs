@@ -135,6 +135,19 @@ impl RegionCode {
     pub const fn as_u32(self) -> u32 {
         self.0
     }
+
+    /// The inclusive range of codes, as numbers, in this region's subtree
+    /// (what [`RegionCode::contains`] admits), for `BETWEEN` in SQL over
+    /// codes stored as integers.
+    pub const fn subtree_range(self) -> (i32, i32) {
+        let v = self.0 as i32;
+        match self.level() {
+            RegionLevel::National => (0, 999_999),
+            RegionLevel::Province => (v, v + 9_999),
+            RegionLevel::City => (v, v + 99),
+            RegionLevel::County => (v, v),
+        }
+    }
 }
 
 /// Why a text is not a region code.

@@ -7,7 +7,7 @@ use std::future::Future;
 use sqlx::PgPool;
 use vbp_bus::{Context, RpcError, RpcRequest, RpcServer};
 use vbp_contracts::reconcile::{FIGURES, Figure, FiguresRequest, FiguresResponse};
-use vbp_kernel::{OrgKind, RegionCode, RegionLevel};
+use vbp_kernel::{OrgKind, RegionCode};
 
 /// The inclusive range of `hospital_region` codes (as integers, the way
 /// services store them) the figures cover.
@@ -19,13 +19,7 @@ pub struct RegionBounds {
 
 impl RegionBounds {
     fn of(region: RegionCode) -> Self {
-        let v = region.as_u32() as i32;
-        let (low, high) = match region.level() {
-            RegionLevel::National => (0, 999_999),
-            RegionLevel::Province => (v, v + 9_999),
-            RegionLevel::City => (v, v + 99),
-            RegionLevel::County => (v, v),
-        };
+        let (low, high) = region.subtree_range();
         Self { low, high }
     }
 }

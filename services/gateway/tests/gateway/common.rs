@@ -356,3 +356,30 @@ pub fn rs256(key_file: &str, kid: Option<&str>, claims: &Claims) -> String {
     let key = EncodingKey::from_rsa_pem(&pem).expect("RSA key");
     token::sign(claims, Algorithm::RS256, &key, kid).expect("sign")
 }
+
+/// A user of the organisation `org`.
+pub fn who(org: &str, kind: OrgKind, region: &str) -> Actor {
+    Actor {
+        sub: format!("user:{org}"),
+        org: org.parse().expect("id"),
+        org_kind: kind,
+        region: region.parse().expect("region"),
+        roles: Vec::new(),
+    }
+}
+
+/// Polls `f` until it yields a value: what other services learn from
+/// events arrives a moment later.
+pub async fn until<F: AsyncFn() -> Option<Value>>(what: &str, f: F) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -17,9 +17,9 @@ use vbp_agreements::demo::{
 };
 use vbp_contracts::Service;
 use vbp_contracts::orders::{AcceptedLine, OrderSource, ReceiptAccepted};
-use vbp_kernel::{Actor, EventId, Money, OrgKind};
+use vbp_kernel::{EventId, Money, OrgKind};
 
-use crate::common::{Harness, json_ok, problem};
+use crate::common::{Harness, json_ok, problem, who};
 
 const P1: &str = "C02010205103001107660000011";
 
@@ -27,16 +27,6 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .expect("time")
         .with_timezone(&Utc)
-}
-
-fn who(org: &str, kind: OrgKind, region: &str) -> Actor {
-    Actor {
-        sub: format!("user:{org}"),
-        org: org.parse().expect("id"),
-        org_kind: kind,
-        region: region.parse().expect("region"),
-        roles: Vec::new(),
-    }
 }
 
 /// What the orders service will publish when a hospital accepts a delivery.

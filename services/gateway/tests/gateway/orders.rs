@@ -10,35 +10,11 @@ use vbp_agreements::demo::{
     DISTRIBUTOR_FUXIN, DISTRIBUTOR_SHENYANG, FUXIN_BUREAU, FUXIN_HOSPITAL, INTEGRATOR, PERIOD_2,
 };
 use vbp_contracts::Service;
-use vbp_kernel::{Actor, OrgKind};
+use vbp_kernel::OrgKind;
 
-use crate::common::{Harness, json_ok, problem};
+use crate::common::{Harness, json_ok, problem, until, who};
 
 const PRODUCT: &str = "C02010205103001107660000012";
-
-fn who(org: &str, kind: OrgKind, region: &str) -> Actor {
-    Actor {
-        sub: format!("user:{org}"),
-        org: org.parse().expect("id"),
-        org_kind: kind,
-        region: region.parse().expect("region"),
-        roles: Vec::new(),
-    }
-}
-
-async fn until<F: AsyncFn() -> Option<Value>>(what: &str, f: F) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test]
 async fn an_integrators_order_at_the_winning_price_is_placed_and_a_fen_off_is_refused_with_its_reason()

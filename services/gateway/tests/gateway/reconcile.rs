@@ -3,44 +3,18 @@
 //! a bureau sees the three services agree to the fen; a lost event shows up
 //! as one listed difference; the report is scoped to the bureau's region.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use vbp_agreements::demo::{
     DISTRIBUTOR_SHENYANG, FUXIN_BUREAU, FUXIN_HOSPITAL, PROVINCE_BUREAU, SHENYANG_BUREAU,
 };
 use vbp_contracts::Service;
-use vbp_kernel::{Actor, OrgKind};
+use vbp_kernel::OrgKind;
 
-use crate::common::{Harness, json_ok, problem};
+use crate::common::{Harness, json_ok, problem, until, who};
 
 const PRODUCT: &str = "C02010205103001107660000012";
 const PRICE: i64 = 72_000;
-
-fn who(org: &str, kind: OrgKind, region: &str) -> Actor {
-    Actor {
-        sub: format!("user:{org}"),
-        org: org.parse().expect("id"),
-        org_kind: kind,
-        region: region.parse().expect("region"),
-        roles: Vec::new(),
-    }
-}
-
-async fn until<F: AsyncFn() -> Option<Value>>(what: &str, f: F) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 fn check<'a>(report: &'a Value, measure: &str) -> &'a Value {
     report["checks"]
