@@ -37,6 +37,21 @@ pub async fn arm_payment_due(
     .await
 }
 
+/// The same timer as [`arm_payment_due`], for [`vbp_bus::timers::schedule_many`].
+pub fn payment_due_timer(
+    acceptance: AcceptanceId,
+    due_at: DateTime<Utc>,
+    ctx: &Context,
+) -> Result<vbp_bus::timers::NewTimer, HandlerError> {
+    Ok(vbp_bus::timers::NewTimer {
+        key: acceptance.to_string(),
+        due_at,
+        correlation: Some(ctx.correlation),
+        payload: serde_json::to_value(Due { acceptance })
+            .map_err(|e| HandlerError::permanent(e.to_string()))?,
+    })
+}
+
 pub struct PaymentDue(pub Shared);
 
 #[async_trait]

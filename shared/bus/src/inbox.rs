@@ -121,7 +121,8 @@ pub struct ConsumerSpec {
     pub max_deliver: i64,
     /// Nak delays by attempt; the last repeats.
     pub backoff: Vec<Duration>,
-    /// Messages per fetch; in batch mode also per transaction.
+    /// Messages per fetch; in batch mode also per transaction (about: a
+    /// lingering batch takes whole bursts).
     pub batch: usize,
     /// One transaction per fetched batch (falls back to one per message
     /// when any handler in the batch fails).
@@ -129,6 +130,10 @@ pub struct ConsumerSpec {
     /// Integrator messages carry only `Nats-Msg-Id` (see `codec::decode_ingest`).
     pub ingest: bool,
     pub ack_wait: Duration,
+    /// How long a batch that is not full waits for more messages once the
+    /// first has come: messages arrive from the server in small bursts, and
+    /// a handler whose cost is mostly per batch gains from fuller ones.
+    pub linger: Duration,
 }
 
 impl ConsumerSpec {
@@ -154,6 +159,7 @@ impl ConsumerSpec {
             batch_mode: true,
             ingest: false,
             ack_wait: Duration::from_secs(30),
+            linger: Duration::ZERO,
         }
     }
 }
@@ -261,6 +267,16 @@ impl Consumer {
                     let mut batch = Vec::with_capacity(chunk.len());
                     for msg in chunk {
                         batch.push(msg.map_err(BusError::nats)?);
+                    }
+                    let until = tokio::time::Instant::now() + self.spec.linger;
+                    while batch.len() < self.spec.batch {
+                        let Ok(Some(more)) = tokio::time::timeout_at(until, chunks.next()).await
+                        else {
+                            break;
+                        };
+                        for msg in more {
+                            batch.push(msg.map_err(BusError::nats)?);
+                        }
                     }
                     self.process(batch).await;
                 }

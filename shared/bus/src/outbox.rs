@@ -95,6 +95,66 @@ impl Outbox {
         Ok(ids)
     }
 
+    /// An event ready to be appended later, with its context and the trace
+    /// of the span it was staged in: work that decides many events one by
+    /// one (a batch of messages, each in its own span) then writes them in
+    /// one statement with [`Outbox::append_staged`].
+    pub fn stage<E: Event>(&self, ctx: &Context, event: &E) -> Result<Staged, BusError> {
+        let (traceparent, tracestate) = crate::trace::current_carrier();
+        Ok(Staged {
+            id: EventId::new(),
+            subject: E::subject(&self.ns),
+            event_type: E::event_type(),
+            version: E::VERSION as i32,
+            correlation: ctx.correlation.as_uuid(),
+            causation: ctx.causation.map(|c| c.as_uuid()),
+            actor: ctx.actor.as_ref().map(serde_json::to_string).transpose()?,
+            traceparent,
+            tracestate,
+            payload: serde_json::to_string(event)?,
+        })
+    }
+
+    /// Appends staged events in one statement, in the given order.
+    pub async fn append_staged(
+        &self,
+        conn: &mut PgConnection,
+        events: &[Staged],
+    ) -> Result<(), BusError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let col = |f: fn(&Staged) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
+        let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id.as_uuid()).collect();
+        let versions: Vec<i32> = events.iter().map(|e| e.version).collect();
+        let correlations: Vec<uuid::Uuid> = events.iter().map(|e| e.correlation).collect();
+        let causations: Vec<Option<uuid::Uuid>> = events.iter().map(|e| e.causation).collect();
+        sqlx::query(
+            "INSERT INTO outbox (id, subject, event_type, version, correlation, causation, actor, \
+             traceparent, tracestate, payload, occurred_at) \
+             SELECT u.id, u.subject, u.event_type, u.version, u.correlation, u.causation, \
+             u.actor::jsonb, u.traceparent, u.tracestate, u.payload::jsonb, $11 \
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int[], $5::uuid[], $6::uuid[], \
+             $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY \
+             AS u(id, subject, event_type, version, correlation, causation, actor, traceparent, \
+             tracestate, payload, n) ORDER BY u.n",
+        )
+        .bind(&ids)
+        .bind(col(|e| Some(e.subject.clone())))
+        .bind(col(|e| Some(e.event_type.clone())))
+        .bind(&versions)
+        .bind(&correlations)
+        .bind(&causations)
+        .bind(col(|e| e.actor.clone()))
+        .bind(col(|e| e.traceparent.clone()))
+        .bind(col(|e| e.tracestate.clone()))
+        .bind(col(|e| Some(e.payload.clone())))
+        .bind(self.clock.now())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
     /// For messages that are not domain events of this service (dead letters).
     pub async fn append_raw<P: Serialize + ?Sized>(
         &self,
@@ -126,6 +186,27 @@ impl Outbox {
         .execute(conn)
         .await?;
         Ok(id)
+    }
+}
+
+/// An event decided but not yet appended ([`Outbox::stage`]).
+#[derive(Debug, Clone)]
+pub struct Staged {
+    id: EventId,
+    subject: String,
+    event_type: String,
+    version: i32,
+    correlation: uuid::Uuid,
+    causation: Option<uuid::Uuid>,
+    actor: Option<String>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+    payload: String,
+}
+
+impl Staged {
+    pub fn id(&self) -> EventId {
+        self.id
     }
 }
 

@@ -46,6 +46,65 @@ pub async fn schedule<P: Serialize + ?Sized>(
     Ok(())
 }
 
+/// A timer to create or move with [`schedule_many`].
+#[derive(Debug, Clone)]
+pub struct NewTimer {
+    pub key: String,
+    pub due_at: DateTime<Utc>,
+    pub correlation: Option<CorrelationId>,
+    pub payload: serde_json::Value,
+}
+
+/// [`schedule`] for many timers of one kind in one statement.
+pub async fn schedule_many(
+    conn: &mut PgConnection,
+    kind: &str,
+    timers: &[NewTimer],
+) -> Result<(), BusError> {
+    if timers.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&str> = timers.iter().map(|t| t.key.as_str()).collect();
+    let due: Vec<DateTime<Utc>> = timers.iter().map(|t| t.due_at).collect();
+    let payloads: Vec<String> = timers.iter().map(|t| t.payload.to_string()).collect();
+    let correlations: Vec<Option<uuid::Uuid>> = timers
+        .iter()
+        .map(|t| t.correlation.map(|c| c.as_uuid()))
+        .collect();
+    sqlx::query(
+        "INSERT INTO timers (kind, key, due_at, payload, correlation) \
+         SELECT $1, k, d, p::jsonb, c FROM UNNEST($2::text[], $3::timestamptz[], $4::text[], $5::uuid[]) \
+         AS t(k, d, p, c) \
+         ON CONFLICT (kind, key) DO UPDATE SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, \
+         correlation = EXCLUDED.correlation, fired_at = NULL, attempts = 0, last_error = NULL",
+    )
+    .bind(kind)
+    .bind(&keys)
+    .bind(&due)
+    .bind(&payloads)
+    .bind(&correlations)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// [`cancel`] for many timers of one kind in one statement.
+pub async fn cancel_many(
+    conn: &mut PgConnection,
+    kind: &str,
+    keys: &[String],
+) -> Result<(), BusError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM timers WHERE kind = $1 AND key = ANY($2) AND fired_at IS NULL")
+        .bind(kind)
+        .bind(keys)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Cancels an unfired timer; returns whether there was one.
 pub async fn cancel(conn: &mut PgConnection, kind: &str, key: &str) -> Result<bool, BusError> {
     let done = sqlx::query("DELETE FROM timers WHERE kind = $1 AND key = $2 AND fired_at IS NULL")

@@ -1,6 +1,6 @@
 //! The order lifecycle: place → respond → ship → receive → accept.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -27,12 +27,17 @@ pub struct NewOrder {
     pub external_id: Option<String>,
 }
 
-/// Places an order inside the caller's transaction: the period follows from
-/// the order time, every price must be that period's winning price to the
-/// fen, and the distributor must deliver every product to the hospital at
-/// that time. Quantities beyond the agreed volume are valid. A line of a
-/// product flagged short in the hospital's region at the order time is
-/// capped at the flag's cap (`domain::cap_line`).
+/// What placing an order reads: the parties, the period running at the
+/// order time and the facts of its products in that period (keyed by
+/// national code; empty when there is no hospital or period to ask about).
+pub struct PlacementFacts<'a> {
+    pub hospital: Option<&'a store::OrgRow>,
+    pub distributor_known: bool,
+    pub period: Option<&'a store::PeriodRow>,
+    pub lines: &'a HashMap<String, store::LineFacts>,
+}
+
+/// Places an order inside the caller's transaction (see [`plan_place`]).
 pub async fn place_in(
     conn: &mut PgConnection,
     outbox: &Outbox,
@@ -40,8 +45,49 @@ pub async fn place_in(
     n: NewOrder,
     now: DateTime<Utc>,
 ) -> R<OrderView> {
-    let hospital = store::get_org(conn, n.hospital)
-        .await?
+    let hospital = store::get_org(conn, n.hospital).await?;
+    let distributor_known = store::get_org(conn, n.distributor).await?.is_some();
+    let period = store::period_at(conn, n.placed_at).await?;
+    let lines = match (&hospital, &period) {
+        (Some(h), Some(p)) => {
+            let codes: Vec<&NationalCode> = n.lines.iter().map(|l| &l.0).collect();
+            store::line_facts(
+                conn,
+                p.id,
+                n.hospital,
+                h.region,
+                n.distributor,
+                &codes,
+                n.placed_at,
+            )
+            .await?
+        }
+        _ => HashMap::new(),
+    };
+    let ev = plan_place(
+        n,
+        &PlacementFacts {
+            hospital: hospital.as_ref(),
+            distributor_known,
+            period: period.as_ref(),
+            lines: &lines,
+        },
+    )?;
+    let view = placed_view(&ev);
+    store::insert_order(conn, &view, now).await?;
+    outbox.append(conn, ctx, &ev).await?;
+    Ok(view)
+}
+
+/// The rules of placing an order: the period follows from the order time,
+/// every price must be that period's winning price to the fen, and the
+/// distributor must deliver every product to the hospital at that time.
+/// Quantities beyond the agreed volume are valid. A line of a product
+/// flagged short in the hospital's region at the order time is capped at
+/// the flag's cap (`domain::cap_line`).
+pub fn plan_place(n: NewOrder, f: &PlacementFacts<'_>) -> R<OrderPlaced> {
+    let hospital = f
+        .hospital
         .filter(|o| o.kind == OrgKind::Hospital)
         .ok_or_else(|| {
             RpcError::invalid(
@@ -58,7 +104,7 @@ pub async fn place_in(
             format!("hospital {} is inactive", n.hospital),
         ));
     }
-    if store::get_org(conn, n.distributor).await?.is_none() {
+    if !f.distributor_known {
         return Err(RpcError::invalid(
             "distributor",
             format!("{} is not in the organisation directory", n.distributor),
@@ -70,7 +116,7 @@ pub async fn place_in(
             format!("an order has 1 to {MAX_LINES} lines"),
         ));
     }
-    let period = store::period_at(conn, n.placed_at).await?.ok_or_else(|| {
+    let period = f.period.ok_or_else(|| {
         RpcError::invalid(
             "placed_at",
             format!(
@@ -79,21 +125,10 @@ pub async fn place_in(
             ),
         )
     })?;
-    let codes: Vec<&NationalCode> = n.lines.iter().map(|l| &l.0).collect();
-    let facts = store::line_facts(
-        conn,
-        period.id,
-        n.hospital,
-        hospital.region,
-        n.distributor,
-        &codes,
-        n.placed_at,
-    )
-    .await?;
     let mut seen = BTreeSet::new();
     let mut lines = Vec::new();
     for (i, (code, qty, price)) in n.lines.iter().enumerate() {
-        let fact = facts.get(code.as_str());
+        let fact = f.lines.get(code.as_str());
         let f = |x: &str| format!("lines[{i}].{x}");
         if !seen.insert(code.as_str().to_owned()) {
             return Err(RpcError::invalid(
@@ -149,7 +184,7 @@ pub async fn place_in(
     }
     let total = Money::checked_sum(lines.iter().map(|l| l.amount_fen))
         .ok_or_else(|| RpcError::invalid("lines", "the order total overflows"))?;
-    let ev = OrderPlaced {
+    Ok(OrderPlaced {
         order: OrderId::new(),
         period: period.id,
         hospital: n.hospital,
@@ -161,8 +196,12 @@ pub async fn place_in(
         lines,
         total_amount_fen: total,
         placed_at: n.placed_at,
-    };
-    let view = OrderView {
+    })
+}
+
+/// The order as it stands right after `ev`.
+pub fn placed_view(ev: &OrderPlaced) -> OrderView {
+    OrderView {
         order: ev.order,
         period: ev.period,
         hospital: ev.hospital,
@@ -192,12 +231,9 @@ pub async fn place_in(
             })
             .collect(),
         shipments: vec![],
-        total_amount_fen: total,
+        total_amount_fen: ev.total_amount_fen,
         placed_at: ev.placed_at,
-    };
-    store::insert_order(conn, &view, now).await?;
-    outbox.append(conn, ctx, &ev).await?;
-    Ok(view)
+    }
 }
 
 pub async fn order_place(svc: Shared, ctx: Context, req: PlaceOrder) -> R<OrderView> {
@@ -445,27 +481,31 @@ pub async fn receive_in(
     shipment: &ShipmentView,
     at: DateTime<Utc>,
 ) -> R<()> {
+    let ev = plan_receive(o, shipment, at)?;
+    store::mark_received(conn, o.order, shipment, at).await?;
+    outbox.append(conn, ctx, &ev).await?;
+    Ok(())
+}
+
+/// The rule of receiving: a shipment is received once.
+pub fn plan_receive(
+    o: &OrderView,
+    shipment: &ShipmentView,
+    at: DateTime<Utc>,
+) -> R<ShipmentReceived> {
     if let Some(when) = shipment.received_at {
         return Err(transition(format!(
             "shipment {} was already received at {when}",
             shipment.shipment_no
         )));
     }
-    store::mark_received(conn, o.order, shipment, at).await?;
-    outbox
-        .append(
-            conn,
-            ctx,
-            &ShipmentReceived {
-                shipment: shipment.shipment,
-                order: o.order,
-                hospital: o.hospital,
-                distributor: o.distributor,
-                received_at: at,
-            },
-        )
-        .await?;
-    Ok(())
+    Ok(ShipmentReceived {
+        shipment: shipment.shipment,
+        order: o.order,
+        hospital: o.hospital,
+        distributor: o.distributor,
+        received_at: at,
+    })
 }
 
 pub async fn shipment_receive(svc: Shared, ctx: Context, req: ReceiveShipment) -> R<OrderView> {
@@ -507,6 +547,32 @@ pub async fn accept_in(
     lines: &[AcceptLine],
     accepted_at: DateTime<Utc>,
 ) -> R<AcceptanceId> {
+    let ev = plan_accept(settings, o, shipment, lines, accepted_at)?;
+    let due_at = ev.payment_due_at.unwrap_or(accepted_at);
+    let added: Vec<(i32, i64, i64)> = ev
+        .lines
+        .iter()
+        .map(|l| (l.line_no, l.accepted_quantity, l.rejected_quantity))
+        .collect();
+    store::add_accepted(conn, o.order, &added).await?;
+    store::insert_acceptance(conn, &ev, due_at).await?;
+    if ev.amount_fen.fen() > 0 {
+        timers::arm_payment_due(conn, ev.acceptance, due_at, ctx).await?;
+    }
+    outbox.append(conn, ctx, &ev).await?;
+    Ok(ev.acceptance)
+}
+
+/// The rules of accepting: a confirmed order, received goods only, each
+/// line once, never more than received and not yet accepted; the payment
+/// falls due by the hospital's region's rule.
+pub fn plan_accept(
+    settings: &Settings,
+    o: &OrderView,
+    shipment: Option<ShipmentId>,
+    lines: &[AcceptLine],
+    accepted_at: DateTime<Utc>,
+) -> R<ReceiptAccepted> {
     if o.state != OrderState::Confirmed {
         return Err(transition(format!(
             "order {} is {:?}; nothing of it can be accepted",
@@ -599,7 +665,7 @@ pub async fn accept_in(
     let amount = Money::checked_sum(out.iter().map(|l| l.amount_fen))
         .ok_or_else(|| RpcError::invalid("lines", "the accepted amount overflows"))?;
     let due_at = domain::payment_due(accepted_at, settings.days_for(o.hospital_region));
-    let ev = ReceiptAccepted {
+    Ok(ReceiptAccepted {
         acceptance: AcceptanceId::new(),
         order: o.order,
         shipment,
@@ -612,19 +678,7 @@ pub async fn accept_in(
         amount_fen: amount,
         accepted_at,
         payment_due_at: Some(due_at),
-    };
-    let added: Vec<(i32, i64, i64)> = ev
-        .lines
-        .iter()
-        .map(|l| (l.line_no, l.accepted_quantity, l.rejected_quantity))
-        .collect();
-    store::add_accepted(conn, o.order, &added).await?;
-    store::insert_acceptance(conn, &ev, due_at).await?;
-    if amount.fen() > 0 {
-        timers::arm_payment_due(conn, ev.acceptance, due_at, ctx).await?;
-    }
-    outbox.append(conn, ctx, &ev).await?;
-    Ok(ev.acceptance)
+    })
 }
 
 pub async fn receipt_accept(svc: Shared, ctx: Context, req: AcceptReceipt) -> R<AcceptanceView> {
@@ -653,8 +707,7 @@ pub async fn receipt_accept(svc: Shared, ctx: Context, req: AcceptReceipt) -> R<
 }
 
 /// Ships part of a (locked) confirmed order at `at` inside the caller's
-/// transaction: batch numbers, unexpired goods, and never more than
-/// confirmed per line.
+/// transaction (see [`plan_dispatch`]).
 pub async fn dispatch_in(
     conn: &mut PgConnection,
     outbox: &Outbox,
@@ -664,6 +717,20 @@ pub async fn dispatch_in(
     lines_in: &[DispatchLine],
     at: DateTime<Utc>,
 ) -> R<ShipmentId> {
+    let ev = plan_dispatch(o, shipment_no, lines_in, at)?;
+    store::insert_shipment(conn, ev.shipment, o.order, &ev.shipment_no, &ev.lines, at).await?;
+    outbox.append(conn, ctx, &ev).await?;
+    Ok(ev.shipment)
+}
+
+/// The rules of shipping: a confirmed order, a new shipment number, batch
+/// numbers, unexpired goods, and never more than confirmed per line.
+pub fn plan_dispatch(
+    o: &OrderView,
+    shipment_no: &str,
+    lines_in: &[DispatchLine],
+    at: DateTime<Utc>,
+) -> R<ShipmentDispatched> {
     if o.state != OrderState::Confirmed {
         return Err(transition(format!(
             "order {} is {:?}; only a confirmed order can be shipped",
@@ -745,22 +812,13 @@ pub async fn dispatch_in(
             quantity: l.quantity,
         });
     }
-    let id = ShipmentId::new();
-    store::insert_shipment(conn, id, o.order, no, &lines, at).await?;
-    outbox
-        .append(
-            conn,
-            ctx,
-            &ShipmentDispatched {
-                shipment: id,
-                order: o.order,
-                hospital: o.hospital,
-                distributor: o.distributor,
-                shipment_no: no.to_owned(),
-                lines,
-                shipped_at: at,
-            },
-        )
-        .await?;
-    Ok(id)
+    Ok(ShipmentDispatched {
+        shipment: ShipmentId::new(),
+        order: o.order,
+        hospital: o.hospital,
+        distributor: o.distributor,
+        shipment_no: no.to_owned(),
+        lines,
+        shipped_at: at,
+    })
 }

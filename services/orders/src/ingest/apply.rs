@@ -1,24 +1,28 @@
-//! One integrator message applied through the same functions as the API
-//! (`place_in`, `dispatch_in`, `receive_in`, `accept_in`), or told to wait
-//! when what it refers to has not arrived.
-
-use std::collections::HashMap;
+//! One integrator message checked by the same rules as the API
+//! (`plan_place`, `plan_dispatch`, `plan_receive`, `plan_accept`) against the
+//! batch's state ([`Unit`]), or told to wait when what it refers to has not
+//! arrived. A message that breaks a rule changes nothing.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Connection, PgConnection};
-use vbp_bus::{Context, RpcError};
+use sqlx::PgConnection;
+use vbp_bus::outbox::Staged;
+use vbp_bus::{Context, HandlerError, RpcError};
 use vbp_contracts::ingest::{
     self, OrderAccepted, OrderPlaced, OrderReceived, OrderUpdated, ShipmentDispatched,
 };
 use vbp_contracts::orders::{
-    self as ev, AcceptLine, DispatchLine, OrderLine, OrderResponded, OrderResponse, OrderSource,
-    OrderState, OrderView, RespondedLine,
+    self as ev, AcceptLine, DispatchLine, OrderResponded, OrderResponse, OrderSource, OrderState,
+    OrderView, RespondedLine, ShipmentId, ShipmentView,
 };
 use vbp_kernel::{OrgId, OrgKind};
 
+use super::unit::{Entry, Unit};
 use crate::api::Shared;
-use crate::api::orders::{MAX_LINES, NewOrder, accept_in, dispatch_in, place_in, receive_in};
-use crate::store::{self, OrgRow, ingest as queue};
+use crate::api::orders::{
+    MAX_LINES, NewOrder, PlacementFacts, placed_view, plan_accept, plan_dispatch, plan_place,
+    plan_receive,
+};
+use crate::store::{self, FactAsk, OrgRow, ingest as queue};
 
 /// What became of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,22 +73,51 @@ pub fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, RpcEr
     })
 }
 
-/// Applies `m` in the caller's transaction. A rule broken half-way leaves
-/// writes behind: the caller runs this in a savepoint.
+/// A rule broken, or a failure of the database, which is the handler's to
+/// retry.
+pub enum Refusal {
+    Rule(RpcError),
+    Failed(HandlerError),
+}
+
+impl From<RpcError> for Refusal {
+    fn from(e: RpcError) -> Self {
+        if e.0.status >= 500 {
+            Refusal::Failed(HandlerError::transient(e.to_string()))
+        } else {
+            Refusal::Rule(e)
+        }
+    }
+}
+
+impl From<sqlx::Error> for Refusal {
+    fn from(e: sqlx::Error) -> Self {
+        Refusal::Failed(HandlerError::transient(e.to_string()))
+    }
+}
+
+impl From<HandlerError> for Refusal {
+    fn from(e: HandlerError) -> Self {
+        Refusal::Failed(e)
+    }
+}
+
+/// Applies `m` to the batch's state: every rule is checked before anything
+/// changes.
 pub async fn apply(
     svc: &Shared,
     conn: &mut PgConnection,
-    directory: &mut Directory,
+    unit: &mut Unit,
     m: &Message<'_>,
     now: DateTime<Utc>,
-) -> Result<Step, RpcError> {
+) -> Result<Step, Refusal> {
     let integ = m.integrator.parse::<OrgId>().map_err(|_| {
         reject(
             "integrator",
             format!("{} is not an integrator id", m.integrator),
         )
     })?;
-    let org = directory
+    let org = unit
         .org(conn, integ)
         .await?
         .filter(|o| o.kind == OrgKind::Integrator && o.active)
@@ -107,8 +140,7 @@ pub async fn apply(
             Ok(())
         }
     };
-    let mut on = Orders {
-        conn,
+    let on = Orders {
         integ,
         org: &org,
         m,
@@ -118,10 +150,9 @@ pub async fn apply(
             let p: OrderPlaced = decode(m.payload)?;
             not_future("placed_at", p.placed_at)?;
             acts_for(&org, m.integrator, p.hospital)?;
-            place_in(
-                on.conn,
-                &svc.outbox,
-                m.ctx,
+            let ev = plan(
+                conn,
+                unit,
                 NewOrder {
                     hospital: p.hospital,
                     distributor: p.distributor,
@@ -135,9 +166,10 @@ pub async fn apply(
                     integrator: Some(integ),
                     external_id: Some(p.external_id.clone()),
                 },
-                now,
             )
             .await?;
+            unit.stage(&svc.outbox, m.ctx, &ev)?;
+            unit.add_order(integ, &p.external_id, placed_view(&ev));
             Ok(Step::Applied {
                 opens: Some(p.external_id),
             })
@@ -145,21 +177,24 @@ pub async fn apply(
         ingest::ORDER_UPDATED => {
             let u: OrderUpdated = decode(m.payload)?;
             not_future("updated_at", u.updated_at)?;
-            let o = match on.order(&u.order_external_id).await? {
-                Ok(o) => o,
-                Err(wait) => return Ok(wait),
-            };
-            update(svc, on.conn, m.ctx, &o, &u, now).await?;
+            if let Err(wait) = on.find(conn, unit, &u.order_external_id).await? {
+                return Ok(wait);
+            }
+            update(svc, conn, unit, &on, &u).await?;
             Ok(Step::Applied { opens: None })
         }
         ingest::SHIPMENT_DISPATCHED => {
             let d: ShipmentDispatched = decode(m.payload)?;
             not_future("shipped_at", d.shipped_at)?;
-            let o = match on.order(&d.order_external_id).await? {
+            let o = match on.find(conn, unit, &d.order_external_id).await? {
                 Ok(o) => o,
                 Err(wait) => return Ok(wait),
             };
-            dispatch(svc, on.conn, m.ctx, o, &d).await?;
+            let (staged, shipment) = dispatch(svc, o, m.ctx, &d)?;
+            unit.shipped(shipment);
+            for ev in staged {
+                unit.push_staged(ev);
+            }
             Ok(Step::Applied {
                 opens: Some(d.order_external_id),
             })
@@ -167,15 +202,15 @@ pub async fn apply(
         ingest::ORDER_RECEIVED => {
             let r: OrderReceived = decode(m.payload)?;
             not_future("received_at", r.received_at)?;
-            let o = match on.order(&r.order_external_id).await? {
+            let o = match on.find(conn, unit, &r.order_external_id).await? {
                 Ok(o) => o,
                 Err(wait) => return Ok(wait),
             };
             let Some(s) = o
+                .view
                 .shipments
                 .iter()
                 .find(|s| s.shipment_no == r.shipment_no)
-                .cloned()
             else {
                 return Ok(Step::Waits {
                     waits_for: format!(
@@ -186,7 +221,24 @@ pub async fn apply(
                     field: "shipment_no".into(),
                 });
             };
-            receive_in(on.conn, &svc.outbox, m.ctx, &o, &s, r.received_at).await?;
+            let ev = plan_receive(&o.view, s, r.received_at)?;
+            let lines = s.lines.clone();
+            if let Some(s) = o
+                .view
+                .shipments
+                .iter_mut()
+                .find(|s| s.shipment == ev.shipment)
+            {
+                s.received_at = Some(r.received_at);
+            }
+            for l in &lines {
+                if let Some(x) = o.view.lines.iter_mut().find(|x| x.line_no == l.line_no) {
+                    x.received_quantity += l.quantity;
+                }
+            }
+            Unit::touch(o);
+            unit.shipment_received(ev.shipment, r.received_at);
+            unit.stage(&svc.outbox, m.ctx, &ev)?;
             // An acceptance that came before this receipt may wait for it.
             Ok(Step::Applied {
                 opens: Some(r.order_external_id),
@@ -195,13 +247,13 @@ pub async fn apply(
         ingest::ORDER_ACCEPTED => {
             let a: OrderAccepted = decode(m.payload)?;
             not_future("accepted_at", a.accepted_at)?;
-            let o = match on.order(&a.order_external_id).await? {
+            let o = match on.find(conn, unit, &a.order_external_id).await? {
                 Ok(o) => o,
                 Err(wait) => return Ok(wait),
             };
             let mut lines = Vec::new();
             for (i, l) in a.lines.iter().enumerate() {
-                let line_no = line_of(&o, &a.order_external_id, i, &l.national_code)?;
+                let line_no = line_of(&o.view, &a.order_external_id, i, &l.national_code)?;
                 lines.push(AcceptLine {
                     line_no,
                     accepted_quantity: l.accepted_quantity,
@@ -209,7 +261,7 @@ pub async fn apply(
                     rejection_reason: l.rejection_reason.clone(),
                 });
             }
-            if let Some(line_no) = awaits_receipt(&o, &lines) {
+            if let Some(line_no) = awaits_receipt(&o.view, &lines) {
                 return Ok(Step::Waits {
                     waits_for: format!(
                         "the receipt of line {line_no} of order {}",
@@ -219,17 +271,16 @@ pub async fn apply(
                     field: "lines".into(),
                 });
             }
-            accept_in(
-                on.conn,
-                &svc.outbox,
-                m.ctx,
-                &svc.settings,
-                &o,
-                None,
-                &lines,
-                a.accepted_at,
-            )
-            .await?;
+            let ev = plan_accept(&svc.settings, &o.view, None, &lines, a.accepted_at)?;
+            for l in &ev.lines {
+                if let Some(x) = o.view.lines.iter_mut().find(|x| x.line_no == l.line_no) {
+                    x.accepted_quantity += l.accepted_quantity;
+                    x.rejected_quantity += l.rejected_quantity;
+                }
+            }
+            Unit::touch(o);
+            unit.stage(&svc.outbox, m.ctx, &ev)?;
+            unit.accepted(ev, m.ctx)?;
             Ok(Step::Applied { opens: None })
         }
         other => Err(reject(
@@ -238,30 +289,48 @@ pub async fn apply(
                 "unknown ingest event {other}; expected one of {}",
                 ingest::EVENTS.join(", ")
             ),
-        )),
+        )
+        .into()),
     }
 }
 
-/// Directory entries read once per batch: a batch's messages mostly come
-/// from the same few integrators.
-#[derive(Default)]
-pub struct Directory {
-    orgs: HashMap<OrgId, Option<OrgRow>>,
-}
-
-impl Directory {
-    async fn org(
-        &mut self,
-        conn: &mut PgConnection,
-        id: OrgId,
-    ) -> Result<Option<OrgRow>, RpcError> {
-        if let Some(o) = self.orgs.get(&id) {
-            return Ok(o.clone());
+/// Checks an order to place against the directory, the period and the
+/// facts of its products, read through the batch.
+async fn plan(
+    conn: &mut PgConnection,
+    unit: &mut Unit,
+    n: NewOrder,
+) -> Result<vbp_contracts::orders::OrderPlaced, Refusal> {
+    let hospital = unit.org(conn, n.hospital).await?;
+    let distributor_known = unit.org(conn, n.distributor).await?.is_some();
+    let period = store::period_in(unit.periods(conn).await?, n.placed_at).cloned();
+    let facts = match (&hospital, &period) {
+        (Some(h), Some(p)) => {
+            let asks: Vec<FactAsk> = n
+                .lines
+                .iter()
+                .map(|l| FactAsk {
+                    period: p.id,
+                    hospital: n.hospital,
+                    region: h.region,
+                    distributor: n.distributor,
+                    code: l.0.as_str().to_owned(),
+                    at: n.placed_at,
+                })
+                .collect();
+            unit.facts(conn, &asks).await?
         }
-        let o = store::get_org(conn, id).await?;
-        self.orgs.insert(id, o.clone());
-        Ok(o)
-    }
+        _ => Default::default(),
+    };
+    Ok(plan_place(
+        n,
+        &PlacementFacts {
+            hospital: hospital.as_ref(),
+            distributor_known,
+            period: period.as_ref(),
+            lines: &facts,
+        },
+    )?)
 }
 
 fn acts_for(org: &OrgRow, integrator: &str, hospital: OrgId) -> Result<(), RpcError> {
@@ -309,52 +378,65 @@ fn awaits_receipt(o: &OrderView, lines: &[AcceptLine]) -> Option<i32> {
 }
 
 /// Looks up the orders a message refers to.
-struct Orders<'c, 'a> {
-    conn: &'c mut PgConnection,
+struct Orders<'a> {
     integ: OrgId,
     org: &'a OrgRow,
     m: &'a Message<'a>,
 }
 
-impl Orders<'_, '_> {
-    /// The order (locked), or the wait for it: it has not arrived, or
-    /// messages of an earlier stage of it are still waiting and go first.
-    async fn order(&mut self, external_id: &str) -> Result<Result<OrderView, Step>, RpcError> {
-        let (id, queued) =
-            queue::order_and_queue(self.conn, self.integ, external_id, stage(self.m.event)).await?;
-        let Some(id) = id else {
-            return Ok(Err(Step::Waits {
-                order_external_id: external_id.to_owned(),
-                waits_for: format!("order {external_id}"),
-                field: "order_external_id".into(),
-            }));
+impl Orders<'_> {
+    /// The order, or the wait for it: it has not arrived, or messages of an
+    /// earlier stage of it are still waiting and go first.
+    async fn find<'u>(
+        &self,
+        conn: &mut PgConnection,
+        unit: &'u mut Unit,
+        external_id: &str,
+    ) -> Result<Result<&'u mut Entry, Step>, Refusal> {
+        let wait = |what: String| Step::Waits {
+            order_external_id: external_id.to_owned(),
+            waits_for: what,
+            field: "order_external_id".into(),
         };
-        if queued {
-            return Ok(Err(Step::Waits {
-                order_external_id: external_id.to_owned(),
-                waits_for: format!("earlier-stage messages of order {external_id}"),
-                field: "order_external_id".into(),
-            }));
+        if unit.order(conn, self.integ, external_id).await?.is_none() {
+            return Ok(Err(wait(format!("order {external_id}"))));
         }
-        let o = store::get_order(self.conn, id, false)
+        if unit
+            .earlier_waiting(conn, self.m.integrator, external_id, stage(self.m.event))
             .await?
-            .ok_or_else(|| reject("order_external_id", format!("order {external_id} vanished")))?;
-        acts_for(self.org, self.m.integrator, o.hospital)?;
+        {
+            return Ok(Err(wait(format!(
+                "earlier-stage messages of order {external_id}"
+            ))));
+        }
+        let Some(o) = unit.order(conn, self.integ, external_id).await? else {
+            return Ok(Err(wait(format!("order {external_id}"))));
+        };
+        acts_for(self.org, self.m.integrator, o.view.hospital)?;
         Ok(Ok(o))
     }
 }
 
-/// New lines for an unanswered order. They pass exactly the placement rules
-/// because they are placed: as a scratch order in a savepoint that is
-/// rolled back, whose checked and priced lines then replace the old ones.
+/// New lines for an unanswered order. They pass exactly the placement
+/// rules because they are planned as an order, whose checked and priced
+/// lines then replace the old ones.
 async fn update(
     svc: &Shared,
     conn: &mut PgConnection,
-    ctx: &Context,
-    o: &OrderView,
+    unit: &mut Unit,
+    on: &Orders<'_>,
     u: &OrderUpdated,
-    now: DateTime<Utc>,
-) -> Result<(), RpcError> {
+) -> Result<(), Refusal> {
+    let vanished = || {
+        reject(
+            "order_external_id",
+            format!("order {} vanished", u.order_external_id),
+        )
+    };
+    let o = match unit.order(conn, on.integ, &u.order_external_id).await? {
+        Some(o) => o.view.clone(),
+        None => return Err(vanished().into()),
+    };
     if o.state != OrderState::Placed {
         return Err(RpcError::conflict(
             "invalid_transition",
@@ -363,117 +445,102 @@ async fn update(
                 u.order_external_id, o.state
             ),
         )
-        .with_field("order_external_id"));
+        .with_field("order_external_id")
+        .into());
     }
     if u.lines.is_empty() || u.lines.len() > MAX_LINES {
-        return Err(reject(
-            "lines",
-            format!("an order has 1 to {MAX_LINES} lines"),
-        ));
+        return Err(reject("lines", format!("an order has 1 to {MAX_LINES} lines")).into());
     }
-    let priced = {
-        let mut scratch = conn.begin().await?;
-        let placed = place_in(
-            &mut scratch,
-            &svc.outbox,
-            ctx,
-            NewOrder {
-                hospital: o.hospital,
-                distributor: o.distributor,
-                lines: u
-                    .lines
-                    .iter()
-                    .map(|l| (l.national_code.clone(), l.quantity, l.unit_price_fen))
-                    .collect(),
-                placed_at: o.placed_at,
-                source: OrderSource::Integrator,
-                integrator: None,
-                external_id: None,
-            },
-            now,
-        )
-        .await;
-        scratch.rollback().await?;
-        placed?
+    let priced = plan(
+        conn,
+        unit,
+        NewOrder {
+            hospital: o.hospital,
+            distributor: o.distributor,
+            lines: u
+                .lines
+                .iter()
+                .map(|l| (l.national_code.clone(), l.quantity, l.unit_price_fen))
+                .collect(),
+            placed_at: o.placed_at,
+            source: OrderSource::Integrator,
+            integrator: None,
+            external_id: None,
+        },
+    )
+    .await?;
+    let fresh = placed_view(&priced);
+    let Some(entry) = unit.order(conn, on.integ, &u.order_external_id).await? else {
+        return Err(vanished().into());
     };
-    queue::replace_order_lines(conn, o.order, &priced.lines, priced.total_amount_fen).await?;
-    svc.outbox
-        .append(
-            conn,
-            ctx,
-            &ev::OrderUpdated {
-                order: o.order,
-                period: o.period,
-                hospital: o.hospital,
-                hospital_region: o.hospital_region,
-                distributor: o.distributor,
-                lines: priced
-                    .lines
-                    .iter()
-                    .map(|l| OrderLine {
-                        line_no: l.line_no,
-                        national_code: l.national_code.clone(),
-                        manufacturer: l.manufacturer,
-                        quantity: l.quantity,
-                        unit_price_fen: l.unit_price_fen,
-                        amount_fen: l.amount_fen,
-                        requested_quantity: l.requested_quantity,
-                    })
-                    .collect(),
-                total_amount_fen: priced.total_amount_fen,
-                updated_at: u.updated_at,
-            },
-        )
-        .await?;
+    if !Unit::is_new(entry) {
+        // The batch writes the quantities of existing lines, never their
+        // set: the new set is written now, under the order's lock.
+        queue::replace_order_lines(conn, o.order, &fresh.lines, priced.total_amount_fen).await?;
+    }
+    entry.view.lines = fresh.lines;
+    entry.view.total_amount_fen = priced.total_amount_fen;
+    unit.stage(
+        &svc.outbox,
+        on.m.ctx,
+        &ev::OrderUpdated {
+            order: o.order,
+            period: o.period,
+            hospital: o.hospital,
+            hospital_region: o.hospital_region,
+            distributor: o.distributor,
+            lines: priced.lines,
+            total_amount_fen: priced.total_amount_fen,
+            updated_at: u.updated_at,
+        },
+    )?;
     Ok(())
 }
 
 /// A relayed shipping note. The distributor shipping an order it has not
 /// answered on the platform is its answer: the order is confirmed in full
 /// first (`order.responded`, accepted), then shipped under the API's rules.
-async fn dispatch(
+/// Returns the events and the new shipment.
+fn dispatch(
     svc: &Shared,
-    conn: &mut PgConnection,
+    o: &mut Entry,
     ctx: &Context,
-    mut o: OrderView,
     d: &ShipmentDispatched,
-) -> Result<(), RpcError> {
+) -> Result<(Vec<Staged>, ShipmentId), Refusal> {
     let mut lines = Vec::with_capacity(d.lines.len());
     for (i, l) in d.lines.iter().enumerate() {
         lines.push(DispatchLine {
-            line_no: line_of(&o, &d.order_external_id, i, &l.national_code)?,
+            line_no: line_of(&o.view, &d.order_external_id, i, &l.national_code)?,
             batch_no: l.batch_no.clone(),
             expiry_date: l.expiry_date,
             quantity: l.quantity,
         });
     }
-    if o.state == OrderState::Placed {
-        let confirmed: Vec<(i32, i64, Option<String>)> = o
-            .lines
-            .iter()
-            .map(|l| (l.line_no, l.quantity, None))
-            .collect();
-        store::set_response(
-            conn,
-            o.order,
-            OrderState::Confirmed,
-            None,
-            &confirmed,
-            d.shipped_at,
-        )
-        .await?;
-        svc.outbox
-            .append(
-                conn,
+    let answers = o.view.state == OrderState::Placed;
+    let mut view = o.view.clone();
+    if answers {
+        view.state = OrderState::Confirmed;
+        for l in &mut view.lines {
+            l.confirmed_quantity = Some(l.quantity);
+        }
+    }
+    let shipped = plan_dispatch(&view, &d.shipment_no, &lines, d.shipped_at)?;
+    let stage = |e: Result<Staged, vbp_bus::BusError>| {
+        e.map_err(|e| Refusal::Failed(HandlerError::transient(e.to_string())))
+    };
+    let mut staged = Vec::with_capacity(2);
+    if answers {
+        staged.push(stage(
+            svc.outbox.stage(
                 ctx,
                 &OrderResponded {
-                    order: o.order,
-                    period: o.period,
-                    hospital: o.hospital,
-                    hospital_region: o.hospital_region,
-                    distributor: o.distributor,
+                    order: view.order,
+                    period: view.period,
+                    hospital: view.hospital,
+                    hospital_region: view.hospital_region,
+                    distributor: view.distributor,
                     response: OrderResponse::Accepted,
-                    lines: o
+                    lines: view
                         .lines
                         .iter()
                         .map(|l| RespondedLine {
@@ -486,22 +553,24 @@ async fn dispatch(
                     reason: None,
                     responded_at: d.shipped_at,
                 },
-            )
-            .await?;
-        o.state = OrderState::Confirmed;
-        for l in &mut o.lines {
-            l.confirmed_quantity = Some(l.quantity);
+            ),
+        )?);
+        o.responded_at = Some(d.shipped_at);
+    }
+    staged.push(stage(svc.outbox.stage(ctx, &shipped))?);
+    for l in &shipped.lines {
+        if let Some(x) = view.lines.iter_mut().find(|x| x.line_no == l.line_no) {
+            x.shipped_quantity += l.quantity;
         }
     }
-    dispatch_in(
-        conn,
-        &svc.outbox,
-        ctx,
-        &o,
-        &d.shipment_no,
-        &lines,
-        d.shipped_at,
-    )
-    .await?;
-    Ok(())
+    view.shipments.push(ShipmentView {
+        shipment: shipped.shipment,
+        shipment_no: shipped.shipment_no,
+        lines: shipped.lines,
+        shipped_at: shipped.shipped_at,
+        received_at: None,
+    });
+    o.view = view;
+    Unit::touch(o);
+    Ok((staged, shipped.shipment))
 }

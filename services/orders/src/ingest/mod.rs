@@ -4,28 +4,32 @@
 //!
 //! Each message is idempotent per (integrator, external id): the same body
 //! again changes nothing, another body under a taken id is rejected. A
-//! message that breaks a rule applies nothing (it runs in a savepoint), is
-//! recorded with its reason (visible through `ingest_rejection_list`) and
-//! announced as `orders.ingest.rejected`; it is acked, not retried. A
-//! message whose predecessor has not arrived waits ([`pending`]).
+//! message that breaks a rule applies nothing (its rules are checked before
+//! it changes anything), is recorded with its reason (visible through
+//! `ingest_rejection_list`) and announced as `orders.ingest.rejected`; it is
+//! acked, not retried. A message whose predecessor has not arrived waits
+//! ([`pending`]). A fetched batch is applied as one [`unit::Unit`]: read
+//! once, checked message by message in memory, written set-wise.
 
 mod apply;
 pub mod pending;
-
-use std::collections::HashSet;
+mod unit;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 use tracing::Instrument;
 use vbp_bus::{Context, HandlerError, Incoming};
 use vbp_contracts::MessageMeta;
-use vbp_contracts::ingest::ORDER_PLACED;
+use vbp_contracts::ingest::{ORDER_PLACED, OrderPlaced};
 use vbp_contracts::orders::IngestRejected;
+use vbp_kernel::OrgId;
 
+use self::apply::Refusal;
+use self::unit::Unit;
 use crate::api::Shared;
-use crate::store::ingest::{self as store, Claim, ClaimKey};
+use crate::store::ingest::{self as store, Claim, ClaimKey, Outcome};
 
 pub use apply::Step;
 
@@ -39,6 +43,13 @@ pub struct IngestSettings {
     /// One transaction per fetched batch of messages (default), or one per
     /// message; the latter only to compare.
     pub ingest_batch_mode: bool,
+    /// About how many messages one transaction applies. Each order of a
+    /// batch holds a lock until it commits (PostgreSQL's lock table is sized
+    /// by `max_locks_per_transaction`).
+    pub ingest_batch: usize,
+    /// How long a batch that is not full waits for more messages, in
+    /// milliseconds: fuller batches cost less per message.
+    pub ingest_linger_ms: u64,
 }
 
 impl Default for IngestSettings {
@@ -46,6 +57,8 @@ impl Default for IngestSettings {
         Self {
             ingest_pending_timeout_secs: 86_400,
             ingest_batch_mode: true,
+            ingest_batch: 500,
+            ingest_linger_ms: 5,
         }
     }
 }
@@ -56,6 +69,18 @@ impl IngestSettings {
             return Err(crate::domain::Invalid {
                 field: "orders.ingest_pending_timeout_secs".into(),
                 rule: "between 1 second and 90 days".into(),
+            });
+        }
+        if !(1..=5_000).contains(&self.ingest_batch) {
+            return Err(crate::domain::Invalid {
+                field: "orders.ingest_batch".into(),
+                rule: "between 1 and 5000 messages".into(),
+            });
+        }
+        if self.ingest_linger_ms > 1_000 {
+            return Err(crate::domain::Invalid {
+                field: "orders.ingest_linger_ms".into(),
+                rule: "at most 1000 milliseconds".into(),
             });
         }
         Ok(())
@@ -85,37 +110,6 @@ fn tokens(subject: &str) -> (&str, &str) {
     let event = it.next().unwrap_or_default();
     let integrator = it.next().unwrap_or_default();
     (integrator, event)
-}
-
-/// What the messages of one transaction read once and keep up to date.
-pub(crate) struct Batch {
-    directory: apply::Directory,
-    /// The orders with messages waiting, when known. The transaction holds
-    /// the locks of its orders, so only it parks more of theirs.
-    waiting: Option<HashSet<(String, String)>>,
-}
-
-impl Batch {
-    /// Nothing known yet: every queue is looked at.
-    fn unknown() -> Self {
-        Self {
-            directory: apply::Directory::default(),
-            waiting: None,
-        }
-    }
-
-    /// Whether messages of the order may be waiting.
-    fn may_wait(&self, integrator: &str, order_external_id: &str) -> bool {
-        self.waiting
-            .as_ref()
-            .is_none_or(|w| w.contains(&(integrator.to_owned(), order_external_id.to_owned())))
-    }
-
-    fn parked(&mut self, integrator: &str, order_external_id: &str) {
-        if let Some(w) = &mut self.waiting {
-            w.insert((integrator.to_owned(), order_external_id.to_owned()));
-        }
-    }
 }
 
 /// A message read far enough to be claimed.
@@ -161,7 +155,7 @@ impl Ingest {
     async fn one(
         &self,
         conn: &mut PgConnection,
-        batch: &mut Batch,
+        unit: &mut Unit,
         msg: &Incoming,
         r: &Read<'_>,
         claim: Claim,
@@ -186,7 +180,7 @@ impl Ingest {
                     rejected_at: now,
                 };
                 if store::record_reuse(conn, &rej, &r.body).await? {
-                    self.svc.outbox.append(conn, &msg.context(), &rej).await?;
+                    unit.stage(&self.svc.outbox, &msg.context(), &rej)?;
                 }
                 Ok(())
             }
@@ -198,7 +192,7 @@ impl Ingest {
                     payload: &msg.payload,
                     meta: &msg.meta,
                 };
-                self.settle(conn, batch, &arrived, now).await
+                self.settle(conn, unit, &arrived, now).await
             }
         }
     }
@@ -207,15 +201,15 @@ impl Ingest {
     async fn settle(
         &self,
         conn: &mut PgConnection,
-        batch: &mut Batch,
+        unit: &mut Unit,
         a: &Arrived<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), HandlerError> {
         let ctx = Context::caused_by(a.meta);
-        match self.attempt(conn, batch, a, &ctx, now).await? {
+        match self.attempt(conn, unit, a, &ctx, now).await? {
             Ok(Step::Applied { opens }) => {
                 if let Some(order) = opens {
-                    pending::drain(self, conn, batch, a.integrator, &order, now).await?;
+                    pending::drain(self, conn, unit, a.integrator, &order, now).await?;
                 }
                 Ok(())
             }
@@ -224,9 +218,10 @@ impl Ingest {
                 waits_for,
                 field,
             }) => {
-                pending::park(
+                tracing::info!(integrator = %a.integrator, external_id = %a.external_id,
+                    waits_for = %waits_for, "ingest message waits for its predecessor");
+                unit.park(
                     conn,
-                    batch,
                     store::Pending {
                         integrator: a.integrator.to_owned(),
                         external_id: a.external_id.to_owned(),
@@ -244,13 +239,12 @@ impl Ingest {
                 .await
             }
             Err((field, reason)) => {
-                self.reject(conn, a, &ctx, field, reason.clone(), now)
-                    .await?;
+                self.reject(unit, a, &ctx, field, reason.clone(), now)?;
                 if a.event == ORDER_PLACED {
                     pending::reject_queue(
                         self,
                         conn,
-                        batch,
+                        unit,
                         a.integrator,
                         a.external_id,
                         &format!("its order {} was rejected: {reason}", a.external_id),
@@ -263,45 +257,34 @@ impl Ingest {
         }
     }
 
-    /// Runs the rules in a savepoint: applied and kept, or nothing of it
-    /// kept. `Err((field, reason))` is a broken rule; a failure of the
+    /// Checks and applies a message to the batch. `Err((field, reason))` is
+    /// a broken rule, and nothing of the message is kept; a failure of the
     /// database is the handler's error (retried).
     async fn attempt(
         &self,
         conn: &mut PgConnection,
-        batch: &mut Batch,
+        unit: &mut Unit,
         a: &Arrived<'_>,
         ctx: &Context,
         now: DateTime<Utc>,
     ) -> Result<Result<Step, (Option<String>, String)>, HandlerError> {
-        let mut sp = conn.begin().await?;
         let m = apply::Message {
             integrator: a.integrator,
             event: a.event,
             payload: a.payload,
             ctx,
         };
-        match apply::apply(&self.svc, &mut sp, &mut batch.directory, &m, now).await {
-            Ok(step @ Step::Applied { .. }) => {
-                sp.commit().await?;
-                Ok(Ok(step))
-            }
-            Ok(step) => {
-                sp.rollback().await?;
-                Ok(Ok(step))
-            }
-            Err(e) if e.0.status >= 500 => Err(HandlerError::transient(e.to_string())),
-            Err(e) => {
-                sp.rollback().await?;
-                Ok(Err((e.0.field.clone(), e.0.message.clone())))
-            }
+        match apply::apply(&self.svc, conn, unit, &m, now).await {
+            Ok(step) => Ok(Ok(step)),
+            Err(Refusal::Rule(e)) => Ok(Err((e.0.field.clone(), e.0.message.clone()))),
+            Err(Refusal::Failed(e)) => Err(e),
         }
     }
 
     /// Records and announces a rejection.
-    async fn reject(
+    fn reject(
         &self,
-        conn: &mut PgConnection,
+        unit: &mut Unit,
         a: &Arrived<'_>,
         ctx: &Context,
         field: Option<String>,
@@ -318,9 +301,15 @@ impl Ingest {
         };
         tracing::info!(integrator = %rej.integrator, external_id = %rej.external_id,
             reason = %rej.reason, "ingest message rejected");
-        store::record_rejection(conn, &rej).await?;
-        self.svc.outbox.append(conn, ctx, &rej).await?;
-        Ok(())
+        unit.outcome(Outcome {
+            integrator: rej.integrator.clone(),
+            external_id: rej.external_id.clone(),
+            outcome: "rejected",
+            field: rej.field.clone(),
+            reason: Some(rej.reason.clone()),
+            at: now,
+        });
+        unit.stage(&self.svc.outbox, ctx, &rej)
     }
 }
 
@@ -333,31 +322,54 @@ struct Arrived<'a> {
     meta: &'a MessageMeta,
 }
 
+/// What a batch's messages will read, gathered before the first applies.
+struct Wants<'a> {
+    integrators: Vec<OrgId>,
+    placing: Vec<(OrgId, OrgId, DateTime<Utc>, Vec<String>)>,
+    orders: Vec<(OrgId, &'a str)>,
+    queues: Vec<(&'a str, &'a str)>,
+}
+
+fn wants<'a>(msgs: &[&Incoming], read: &'a [Read<'a>], claims: &[Claim]) -> Wants<'a> {
+    let mut w = Wants {
+        integrators: vec![],
+        placing: vec![],
+        orders: vec![],
+        queues: vec![],
+    };
+    for ((msg, r), claim) in msgs.iter().zip(read).zip(claims) {
+        if *claim != Claim::New {
+            continue;
+        }
+        let Ok(integ) = r.integrator.parse::<OrgId>() else {
+            continue;
+        };
+        w.integrators.push(integ);
+        w.queues.push((r.integrator, r.order.as_str()));
+        if r.event == ORDER_PLACED {
+            if let Ok(p) = serde_json::from_slice::<OrderPlaced>(&msg.payload) {
+                let codes = p.lines.iter().map(|l| l.national_code.as_str().to_owned());
+                w.placing
+                    .push((p.hospital, p.distributor, p.placed_at, codes.collect()));
+            }
+        } else {
+            w.orders.push((integ, r.order.as_str()));
+        }
+    }
+    w
+}
+
 #[async_trait]
 impl vbp_bus::Handler for Ingest {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
-        let now = self.svc.clock.now();
-        let r = read(msg)?;
-        store::lock_orders(conn, &[(r.integrator, r.order.as_str())]).await?;
-        let claim = store::claim_all(
-            conn,
-            &[ClaimKey {
-                integrator: r.integrator,
-                external_id: &r.external_id,
-                event: r.event,
-                body: &r.body,
-            }],
-            now,
-        )
-        .await?[0];
-        self.one(conn, &mut Batch::unknown(), msg, &r, claim, now)
-            .await
+        self.handle_batch(conn, &[msg]).await
     }
 
-    /// The whole batch is claimed in one statement, then each message runs
-    /// in its own savepoint. Any error rolls the batch back and the consumer
-    /// retries message by message, so one bad message never takes its
-    /// neighbours with it.
+    /// The whole batch is claimed in one statement, what it reads is read in
+    /// a few more, each message is checked and applied in memory, and the
+    /// outcome is written set-wise. Any error rolls the batch back and the
+    /// consumer retries message by message, so one bad message never takes
+    /// its neighbours with it.
     async fn handle_batch(
         &self,
         conn: &mut PgConnection,
@@ -380,17 +392,17 @@ impl vbp_bus::Handler for Ingest {
             .collect();
         store::lock_orders(conn, &orders).await?;
         let claims = store::claim_all(conn, &keys, now).await?;
-        let mut batch = Batch {
-            directory: apply::Directory::default(),
-            waiting: Some(store::waiting_orders(conn, &orders).await?),
-        };
+        let w = wants(msgs, &read, &claims);
+        let mut unit = Unit::default();
+        unit.prefetch(conn, &w.integrators, &w.placing, &w.orders, &w.queues)
+            .await?;
         for ((msg, r), claim) in msgs.iter().zip(&read).zip(claims) {
             let span = vbp_bus::inbox::consume_span(msg);
-            self.one(conn, &mut batch, msg, r, claim, now)
+            self.one(conn, &mut unit, msg, r, claim, now)
                 .instrument(span)
                 .await?;
         }
-        Ok(())
+        unit.flush(conn, &self.svc.outbox, now).await
     }
 }
 
@@ -410,6 +422,25 @@ mod tests {
         assert_eq!(
             zero.validate().unwrap_err().field,
             "orders.ingest_pending_timeout_secs"
+        );
+    }
+
+    #[test]
+    fn batches_are_bounded_by_the_lock_table_and_linger_briefly() {
+        let s = IngestSettings::default();
+        assert_eq!((s.ingest_batch, s.ingest_linger_ms), (500, 5));
+        let huge = IngestSettings {
+            ingest_batch: 50_000,
+            ..IngestSettings::default()
+        };
+        assert_eq!(huge.validate().unwrap_err().field, "orders.ingest_batch");
+        let slow = IngestSettings {
+            ingest_linger_ms: 5_000,
+            ..IngestSettings::default()
+        };
+        assert_eq!(
+            slow.validate().unwrap_err().field,
+            "orders.ingest_linger_ms"
         );
     }
 

@@ -14,8 +14,9 @@ use sqlx::PgConnection;
 use vbp_bus::timers::{DueTimer, TimerHandler};
 use vbp_bus::{Context, HandlerError};
 
-use super::{Arrived, Batch, Ingest, Step};
-use crate::store::ingest::{self as store, Pending};
+use super::unit::Unit;
+use super::{Arrived, Ingest, Step};
+use crate::store::ingest::{self as store, Outcome, Pending};
 
 pub const PENDING_TIMER: &str = "ingest_pending";
 
@@ -23,10 +24,6 @@ pub const PENDING_TIMER: &str = "ingest_pending";
 struct Key {
     integrator: String,
     external_id: String,
-}
-
-fn timer_key(integrator: &str, external_id: &str) -> String {
-    format!("{integrator}/{external_id}")
 }
 
 fn arrived(p: &Pending) -> Arrived<'_> {
@@ -39,66 +36,18 @@ fn arrived(p: &Pending) -> Arrived<'_> {
     }
 }
 
-pub(super) async fn park(
-    conn: &mut PgConnection,
-    batch: &mut Batch,
-    p: Pending,
-) -> Result<(), HandlerError> {
-    batch.parked(&p.integrator, &p.order_external_id);
-    tracing::info!(integrator = %p.integrator, external_id = %p.external_id,
-        waits_for = %p.waits_for, "ingest message waits for its predecessor");
-    store::park(conn, &p).await?;
-    store::set_outcome(conn, &p.integrator, &p.external_id, "pending", p.parked_at).await?;
-    vbp_bus::timers::schedule(
-        conn,
-        PENDING_TIMER,
-        &timer_key(&p.integrator, &p.external_id),
-        p.expires_at,
-        Some(p.meta.correlation),
-        &Key {
-            integrator: p.integrator.clone(),
-            external_id: p.external_id.clone(),
-        },
-    )
-    .await?;
-    Ok(())
-}
-
-/// Takes a message out of the queue with its outcome.
-async fn unpark(
-    conn: &mut PgConnection,
-    p: &Pending,
-    applied: bool,
-    now: DateTime<Utc>,
-) -> Result<(), HandlerError> {
-    store::unpark(conn, &p.integrator, &p.external_id).await?;
-    vbp_bus::timers::cancel(
-        conn,
-        PENDING_TIMER,
-        &timer_key(&p.integrator, &p.external_id),
-    )
-    .await?;
-    if applied {
-        store::set_outcome(conn, &p.integrator, &p.external_id, "applied", now).await?;
-    }
-    Ok(())
-}
-
 /// Applies the waiting messages of an order by stage, then arrival; those
 /// still lacking their predecessor stay.
 pub(super) async fn drain(
     ingest: &Ingest,
     conn: &mut PgConnection,
-    batch: &mut Batch,
+    unit: &mut Unit,
     integrator: &str,
     order_external_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    if !batch.may_wait(integrator, order_external_id) {
-        return Ok(());
-    }
-    for p in store::queue_of(conn, integrator, order_external_id).await? {
-        settle_waiting(ingest, conn, batch, &p, now).await?;
+    for p in unit.waiting(conn, integrator, order_external_id).await? {
+        settle_waiting(ingest, conn, unit, &p, now).await?;
     }
     Ok(())
 }
@@ -107,30 +56,38 @@ pub(super) async fn drain(
 async fn settle_waiting(
     ingest: &Ingest,
     conn: &mut PgConnection,
-    batch: &mut Batch,
+    unit: &mut Unit,
     p: &Pending,
     now: DateTime<Utc>,
 ) -> Result<bool, HandlerError> {
     let a = arrived(p);
     let ctx = Context::caused_by(&p.meta);
-    match ingest.attempt(conn, batch, &a, &ctx, now).await? {
+    match ingest.attempt(conn, unit, &a, &ctx, now).await? {
         Ok(Step::Applied { .. }) => {
             tracing::info!(integrator = %p.integrator, external_id = %p.external_id,
                 "waiting ingest message applied");
-            unpark(conn, p, true, now).await?;
+            unit.unpark(p);
+            unit.outcome(Outcome {
+                integrator: p.integrator.clone(),
+                external_id: p.external_id.clone(),
+                outcome: "applied",
+                field: None,
+                reason: None,
+                at: now,
+            });
             Ok(true)
         }
         Ok(Step::Waits {
             waits_for, field, ..
         }) => {
             if waits_for != p.waits_for {
-                store::rewait(conn, &p.integrator, &p.external_id, &waits_for, &field).await?;
+                unit.rewait(p, &waits_for, &field);
             }
             Ok(false)
         }
         Err((field, reason)) => {
-            ingest.reject(conn, &a, &ctx, field, reason, now).await?;
-            unpark(conn, p, false, now).await?;
+            ingest.reject(unit, &a, &ctx, field, reason, now)?;
+            unit.unpark(p);
             Ok(true)
         }
     }
@@ -140,28 +97,23 @@ async fn settle_waiting(
 pub(super) async fn reject_queue(
     ingest: &Ingest,
     conn: &mut PgConnection,
-    batch: &Batch,
+    unit: &mut Unit,
     integrator: &str,
     order_external_id: &str,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    if !batch.may_wait(integrator, order_external_id) {
-        return Ok(());
-    }
-    for p in store::queue_of(conn, integrator, order_external_id).await? {
+    for p in unit.waiting(conn, integrator, order_external_id).await? {
         let ctx = Context::caused_by(&p.meta);
-        ingest
-            .reject(
-                conn,
-                &arrived(&p),
-                &ctx,
-                Some("order_external_id".into()),
-                reason.to_owned(),
-                now,
-            )
-            .await?;
-        unpark(conn, &p, false, now).await?;
+        ingest.reject(
+            unit,
+            &arrived(&p),
+            &ctx,
+            Some("order_external_id".into()),
+            reason.to_owned(),
+            now,
+        )?;
+        unit.unpark(&p);
     }
     Ok(())
 }
@@ -175,7 +127,6 @@ impl TimerHandler for Expired {
         let key: Key = timer.payload()?;
         let ingest = &self.0;
         let now = ingest.svc.clock.now();
-        let batch = &mut Batch::unknown();
         let Some(p) = store::pending(conn, &key.integrator, &key.external_id).await? else {
             return Ok(());
         };
@@ -183,26 +134,20 @@ impl TimerHandler for Expired {
         let Some(p) = store::pending(conn, &key.integrator, &key.external_id).await? else {
             return Ok(());
         };
+        let unit = &mut Unit::default();
+        let (integrator, order) = (p.integrator.clone(), p.order_external_id.clone());
         // The predecessor may have come another way (e.g. a shipment
         // dispatched through the API): a last try before giving up.
-        if settle_waiting(ingest, conn, batch, &p, now).await? {
-            return drain(
-                ingest,
-                conn,
-                batch,
-                &p.integrator,
-                &p.order_external_id,
-                now,
-            )
-            .await;
-        }
-        let p = store::pending(conn, &key.integrator, &key.external_id)
-            .await?
-            .unwrap_or(p);
-        let ctx = Context::caused_by(&p.meta);
-        ingest
-            .reject(
-                conn,
+        if !settle_waiting(ingest, conn, unit, &p, now).await? {
+            let p = unit
+                .waiting(conn, &integrator, &order)
+                .await?
+                .into_iter()
+                .find(|w| w.external_id == p.external_id)
+                .unwrap_or(p);
+            let ctx = Context::caused_by(&p.meta);
+            ingest.reject(
+                unit,
                 &arrived(&p),
                 &ctx,
                 Some(p.waits_field.clone()),
@@ -211,17 +156,12 @@ impl TimerHandler for Expired {
                     p.parked_at, p.expires_at, p.waits_for
                 ),
                 now,
-            )
-            .await?;
-        store::unpark(conn, &p.integrator, &p.external_id).await?;
-        drain(
-            ingest,
-            conn,
-            batch,
-            &p.integrator,
-            &p.order_external_id,
-            now,
-        )
-        .await
+            )?;
+            unit.unpark(&p);
+        }
+        drain(ingest, conn, unit, &integrator, &order, now).await?;
+        std::mem::take(unit)
+            .flush(conn, &ingest.svc.outbox, now)
+            .await
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 use vbp_contracts::MessageMeta;
 use vbp_contracts::orders::{IngestRejected, OrderId, OrderLineView};
-use vbp_kernel::{Money, OrgId};
+use vbp_kernel::Money;
 
 /// What a message's key says before it is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,25 +119,6 @@ pub async fn lock_orders(
     Ok(())
 }
 
-/// Records the rejection of a message claimed `New` (or parked).
-pub async fn record_rejection(
-    conn: &mut PgConnection,
-    r: &IngestRejected,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE ingest_messages SET outcome = 'rejected', field = $3, reason = $4, at = $5 \
-         WHERE integrator = $1 AND external_id = $2 AND first",
-    )
-    .bind(&r.integrator)
-    .bind(&r.external_id)
-    .bind(&r.field)
-    .bind(&r.reason)
-    .bind(r.rejected_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Records the rejection of a replay under a taken external id with another
 /// body, beside the original. False when this very body was rejected so before.
 pub async fn record_reuse(
@@ -159,53 +140,6 @@ pub async fn record_reuse(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-pub async fn set_outcome(
-    conn: &mut PgConnection,
-    integrator: &str,
-    external_id: &str,
-    outcome: &str,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE ingest_messages SET outcome = $3, at = $4 \
-         WHERE integrator = $1 AND external_id = $2 AND first",
-    )
-    .bind(integrator)
-    .bind(external_id)
-    .bind(outcome)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The order an integrator placed under `external_id` (its row locked), and
-/// whether messages of that order of an earlier stage than `stage` are
-/// waiting.
-pub async fn order_and_queue(
-    conn: &mut PgConnection,
-    integrator: OrgId,
-    external_id: &str,
-    stage: i16,
-) -> Result<(Option<OrderId>, bool), sqlx::Error> {
-    let r = sqlx::query(
-        "SELECT (SELECT id FROM orders WHERE integrator = $1 AND external_id = $3 FOR UPDATE) AS id, \
-         EXISTS (SELECT 1 FROM ingest_pending WHERE integrator = $2 AND order_external_id = $3 \
-         AND stage < $4) AS queued",
-    )
-    .bind(integrator.as_uuid())
-    .bind(integrator.to_string())
-    .bind(external_id)
-    .bind(stage)
-    .fetch_one(conn)
-    .await?;
-    Ok((
-        r.try_get::<Option<uuid::Uuid>, _>("id")?
-            .map(OrderId::from_uuid),
-        r.try_get("queued")?,
-    ))
 }
 
 /// Which of `orders` (integrator, order external id) have messages waiting.
@@ -247,28 +181,6 @@ pub struct Pending {
     pub expires_at: DateTime<Utc>,
 }
 
-pub async fn park(conn: &mut PgConnection, p: &Pending) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO ingest_pending (integrator, external_id, event, stage, order_external_id, \
-         waits_for, waits_field, payload, meta, parked_at, expires_at) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
-    )
-    .bind(&p.integrator)
-    .bind(&p.external_id)
-    .bind(&p.event)
-    .bind(p.stage)
-    .bind(&p.order_external_id)
-    .bind(&p.waits_for)
-    .bind(&p.waits_field)
-    .bind(&p.payload)
-    .bind(sqlx::types::Json(&p.meta))
-    .bind(p.parked_at)
-    .bind(p.expires_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 fn pending_of(r: &sqlx::postgres::PgRow) -> Result<Pending, sqlx::Error> {
     Ok(Pending {
         integrator: r.try_get("integrator")?,
@@ -308,19 +220,22 @@ pub async fn pending(
         .transpose()
 }
 
-/// Every waiting message of an order by stage, then arrival; locked.
-pub async fn queue_of(
+/// Every waiting message of `orders` by order, stage, then arrival; locked.
+pub async fn queues_of(
     conn: &mut PgConnection,
-    integrator: &str,
-    order_external_id: &str,
+    orders: &[(&str, &str)],
 ) -> Result<Vec<Pending>, sqlx::Error> {
+    let integrators: Vec<&str> = orders.iter().map(|o| o.0).collect();
+    let ids: Vec<&str> = orders.iter().map(|o| o.1).collect();
     let sql = format!(
-        "SELECT {PENDING_COLUMNS} FROM ingest_pending WHERE integrator = $1 AND order_external_id = $2 \
-         ORDER BY stage, seq FOR UPDATE"
+        "SELECT {PENDING_COLUMNS} FROM ingest_pending p \
+         WHERE (p.integrator, p.order_external_id) IN \
+           (SELECT i, o FROM unnest($1::text[], $2::text[]) AS k(i, o)) \
+         ORDER BY p.integrator, p.order_external_id, p.stage, p.seq FOR UPDATE OF p"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(integrator)
-        .bind(order_external_id)
+        .bind(&integrators)
+        .bind(&ids)
         .fetch_all(conn)
         .await?
         .iter()
@@ -328,37 +243,133 @@ pub async fn queue_of(
         .collect()
 }
 
-/// A waiting message now waits for something else.
-pub async fn rewait(
-    conn: &mut PgConnection,
-    integrator: &str,
-    external_id: &str,
-    waits_for: &str,
-    waits_field: &str,
-) -> Result<(), sqlx::Error> {
+/// Parks messages, in the given order (their arrival).
+pub async fn park_many(conn: &mut PgConnection, ps: &[&Pending]) -> Result<(), sqlx::Error> {
+    if ps.is_empty() {
+        return Ok(());
+    }
+    let text = |f: fn(&Pending) -> &str| ps.iter().map(|p| f(p)).collect::<Vec<&str>>();
+    let stages: Vec<i16> = ps.iter().map(|p| p.stage).collect();
+    let payloads: Vec<&[u8]> = ps.iter().map(|p| p.payload.as_slice()).collect();
+    let metas = ps
+        .iter()
+        .map(|p| serde_json::to_string(&p.meta))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let parked: Vec<DateTime<Utc>> = ps.iter().map(|p| p.parked_at).collect();
+    let expires: Vec<DateTime<Utc>> = ps.iter().map(|p| p.expires_at).collect();
     sqlx::query(
-        "UPDATE ingest_pending SET waits_for = $3, waits_field = $4 \
-         WHERE integrator = $1 AND external_id = $2",
+        "INSERT INTO ingest_pending (integrator, external_id, event, stage, order_external_id, \
+         waits_for, waits_field, payload, meta, parked_at, expires_at) \
+         SELECT i, e, ev, st, o, w, wf, pl, m::jsonb, pa, ex FROM unnest($1::text[], $2::text[], \
+         $3::text[], $4::smallint[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::text[], \
+         $10::timestamptz[], $11::timestamptz[]) WITH ORDINALITY \
+         AS t(i, e, ev, st, o, w, wf, pl, m, pa, ex, n) ORDER BY n",
     )
-    .bind(integrator)
-    .bind(external_id)
-    .bind(waits_for)
-    .bind(waits_field)
+    .bind(text(|p| &p.integrator))
+    .bind(text(|p| &p.external_id))
+    .bind(text(|p| &p.event))
+    .bind(&stages)
+    .bind(text(|p| &p.order_external_id))
+    .bind(text(|p| &p.waits_for))
+    .bind(text(|p| &p.waits_field))
+    .bind(&payloads)
+    .bind(&metas)
+    .bind(&parked)
+    .bind(&expires)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn unpark(
+/// Takes messages out of the queue.
+pub async fn unpark_many(
     conn: &mut PgConnection,
-    integrator: &str,
-    external_id: &str,
+    keys: &[(&str, &str)],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM ingest_pending WHERE integrator = $1 AND external_id = $2")
-        .bind(integrator)
-        .bind(external_id)
-        .execute(conn)
-        .await?;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let integrators: Vec<&str> = keys.iter().map(|k| k.0).collect();
+    let ids: Vec<&str> = keys.iter().map(|k| k.1).collect();
+    sqlx::query(
+        "DELETE FROM ingest_pending p USING unnest($1::text[], $2::text[]) AS k(i, e) \
+         WHERE p.integrator = k.i AND p.external_id = k.e",
+    )
+    .bind(&integrators)
+    .bind(&ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Waiting messages that now wait for something else: `(integrator,
+/// external id, waits for, field)`.
+pub async fn rewait_many(
+    conn: &mut PgConnection,
+    rows: &[(&str, &str, &str, &str)],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (mut i, mut e, mut w, mut f) = (vec![], vec![], vec![], vec![]);
+    for r in rows {
+        i.push(r.0);
+        e.push(r.1);
+        w.push(r.2);
+        f.push(r.3);
+    }
+    sqlx::query(
+        "UPDATE ingest_pending p SET waits_for = k.w, waits_field = k.f \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(i, e, w, f) \
+         WHERE p.integrator = k.i AND p.external_id = k.e",
+    )
+    .bind(&i)
+    .bind(&e)
+    .bind(&w)
+    .bind(&f)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What became of a claimed message, written over its claim.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub integrator: String,
+    pub external_id: String,
+    /// `applied`, `pending` or `rejected`.
+    pub outcome: &'static str,
+    pub field: Option<String>,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn set_outcomes(conn: &mut PgConnection, rows: &[Outcome]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let integrators: Vec<&str> = rows.iter().map(|r| r.integrator.as_str()).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r.external_id.as_str()).collect();
+    let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome).collect();
+    let fields: Vec<Option<&str>> = rows.iter().map(|r| r.field.as_deref()).collect();
+    let reasons: Vec<Option<&str>> = rows.iter().map(|r| r.reason.as_deref()).collect();
+    let at: Vec<DateTime<Utc>> = rows.iter().map(|r| r.at).collect();
+    sqlx::query(
+        "UPDATE ingest_messages m SET outcome = k.o, at = k.at, \
+         field = CASE WHEN k.o = 'rejected' THEN k.f ELSE m.field END, \
+         reason = CASE WHEN k.o = 'rejected' THEN k.r ELSE m.reason END \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) \
+         AS k(i, e, o, f, r, at) WHERE m.integrator = k.i AND m.external_id = k.e AND m.first",
+    )
+    .bind(&integrators)
+    .bind(&ids)
+    .bind(&outcomes)
+    .bind(&fields)
+    .bind(&reasons)
+    .bind(&at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

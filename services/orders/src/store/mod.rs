@@ -1,6 +1,7 @@
 //! Persistence in the `orders` schema. Every function takes the caller's
 //! connection, so a state change and its outbox event commit together.
 
+pub mod bulk;
 pub mod ingest;
 pub mod orders;
 pub mod placement;

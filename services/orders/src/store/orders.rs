@@ -197,41 +197,104 @@ pub async fn get_order(
     };
     // Shipments with their lines in one read; a shipment without lines
     // still shows (LEFT JOIN).
-    let rows = sqlx::query(
-        "SELECT s.id, s.shipment_no, s.shipped_at, s.received_at, l.line_no, l.national_code, \
-         l.batch_no, l.expiry_date, l.quantity FROM shipments s \
-         LEFT JOIN shipment_lines l ON l.shipment = s.id WHERE s.order_id = $1 \
-         ORDER BY s.shipped_at, s.shipment_no, s.id, l.line_no, l.batch_no",
-    )
-    .bind(id.as_uuid())
-    .fetch_all(&mut *conn)
-    .await?;
+    let sql = format!("{SHIPMENTS_OF} WHERE s.order_id = $1 {SHIPMENT_ORDER}");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_uuid())
+        .fetch_all(&mut *conn)
+        .await?;
     for r in rows {
-        let sid = ShipmentId::from_uuid(r.try_get("id")?);
-        if view.shipments.last().map(|s| s.shipment) != Some(sid) {
-            view.shipments.push(ShipmentView {
-                shipment: sid,
-                shipment_no: r.try_get("shipment_no")?,
-                lines: vec![],
-                shipped_at: r.try_get("shipped_at")?,
-                received_at: r.try_get("received_at")?,
-            });
-        }
-        let Some(line_no) = r.try_get::<Option<i32>, _>("line_no")? else {
-            continue;
-        };
-        let code: String = r.try_get("national_code")?;
-        if let Some(s) = view.shipments.last_mut() {
-            s.lines.push(ShipmentLine {
-                line_no,
-                national_code: NationalCode::parse(&code).map_err(decode)?,
-                batch_no: r.try_get("batch_no")?,
-                expiry_date: r.try_get("expiry_date")?,
-                quantity: r.try_get("quantity")?,
-            });
-        }
+        add_shipment_row(&mut view, &r)?;
     }
     Ok(Some(view))
+}
+
+const SHIPMENTS_OF: &str = "SELECT s.order_id, s.id, s.shipment_no, s.shipped_at, s.received_at, \
+     l.line_no, l.national_code, l.batch_no, l.expiry_date, l.quantity FROM shipments s \
+     LEFT JOIN shipment_lines l ON l.shipment = s.id";
+
+const SHIPMENT_ORDER: &str =
+    "ORDER BY s.order_id, s.shipped_at, s.shipment_no, s.id, l.line_no, l.batch_no";
+
+/// Adds a row of `SHIPMENTS_OF` (rows in `SHIPMENT_ORDER`) to its order.
+fn add_shipment_row(view: &mut OrderView, r: &sqlx::postgres::PgRow) -> Result<(), sqlx::Error> {
+    let sid = ShipmentId::from_uuid(r.try_get("id")?);
+    if view.shipments.last().map(|s| s.shipment) != Some(sid) {
+        view.shipments.push(ShipmentView {
+            shipment: sid,
+            shipment_no: r.try_get("shipment_no")?,
+            lines: vec![],
+            shipped_at: r.try_get("shipped_at")?,
+            received_at: r.try_get("received_at")?,
+        });
+    }
+    let Some(line_no) = r.try_get::<Option<i32>, _>("line_no")? else {
+        return Ok(());
+    };
+    let code: String = r.try_get("national_code")?;
+    if let Some(s) = view.shipments.last_mut() {
+        s.lines.push(ShipmentLine {
+            line_no,
+            national_code: NationalCode::parse(&code).map_err(decode)?,
+            batch_no: r.try_get("batch_no")?,
+            expiry_date: r.try_get("expiry_date")?,
+            quantity: r.try_get("quantity")?,
+        });
+    }
+    Ok(())
+}
+
+/// The orders integrators placed under `(integrator, external id)` keys,
+/// locked in id order (two transactions never wait on each other in a
+/// cycle), with their lines and shipments: three statements however many.
+pub async fn orders_by_external(
+    conn: &mut PgConnection,
+    keys: &[(OrgId, &str)],
+) -> Result<Vec<OrderView>, sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let integrators: Vec<uuid::Uuid> = keys.iter().map(|k| k.0.as_uuid()).collect();
+    let ids: Vec<&str> = keys.iter().map(|k| k.1).collect();
+    let sql = format!(
+        "SELECT {ORDER_COLS} FROM orders o \
+         JOIN (SELECT DISTINCT i, e FROM unnest($1::uuid[], $2::text[]) AS k(i, e)) k \
+         ON o.integrator = k.i AND o.external_id = k.e ORDER BY o.id FOR UPDATE OF o"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&integrators)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut views = Vec::with_capacity(rows.len());
+    let mut at = std::collections::HashMap::new();
+    for r in &rows {
+        let id = OrderId::from_uuid(r.try_get("id")?);
+        at.insert(id, views.len());
+        views.push(order_of(id, r)?);
+    }
+    let order_ids: Vec<uuid::Uuid> = views.iter().map(|v| v.order.as_uuid()).collect();
+    let sql = format!(
+        "SELECT l.order_id, {LINE_COLS} FROM order_lines l WHERE l.order_id = ANY($1) \
+         ORDER BY l.order_id, l.line_no"
+    );
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&order_ids)
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let id = OrderId::from_uuid(r.try_get("order_id")?);
+        views[at[&id]].lines.extend(line_of(&r)?);
+    }
+    let sql = format!("{SHIPMENTS_OF} WHERE s.order_id = ANY($1) {SHIPMENT_ORDER}");
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&order_ids)
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let id = OrderId::from_uuid(r.try_get("order_id")?);
+        add_shipment_row(&mut views[at[&id]], &r)?;
+    }
+    Ok(views)
 }
 
 /// The order an integrator placed under `external_id`.

@@ -1,6 +1,6 @@
 //! What placing an order checks for each of its products (the winning
 //! price, the distribution relation, a shortage cap), read for all lines in
-//! one statement so an order costs one round trip however many lines it has.
+//! one statement so an order, or a batch of orders, costs one round trip.
 
 use std::collections::HashMap;
 
@@ -34,29 +34,68 @@ pub async fn line_facts(
     codes: &[&NationalCode],
     at: DateTime<Utc>,
 ) -> Result<HashMap<String, LineFacts>, sqlx::Error> {
-    let codes: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+    let asks: Vec<FactAsk> = codes
+        .iter()
+        .map(|code| FactAsk {
+            period,
+            hospital,
+            region,
+            distributor,
+            code: code.as_str().to_owned(),
+            at,
+        })
+        .collect();
+    Ok(line_facts_many(conn, &asks)
+        .await?
+        .into_iter()
+        .map(|(ask, f)| (ask.code, f))
+        .collect())
+}
+
+/// One product of one order to place.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FactAsk {
+    pub period: PeriodId,
+    pub hospital: OrgId,
+    pub region: RegionCode,
+    pub distributor: OrgId,
+    pub code: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The facts of many products of many orders in one statement.
+pub async fn line_facts_many(
+    conn: &mut PgConnection,
+    asks: &[FactAsk],
+) -> Result<HashMap<FactAsk, LineFacts>, sqlx::Error> {
+    let col = |f: fn(&FactAsk) -> uuid::Uuid| asks.iter().map(f).collect::<Vec<_>>();
+    let regions: Vec<i32> = asks.iter().map(|a| a.region.as_u32() as i32).collect();
+    let codes: Vec<&str> = asks.iter().map(|a| a.code.as_str()).collect();
+    let ats: Vec<DateTime<Utc>> = asks.iter().map(|a| a.at).collect();
     let rows = sqlx::query(
-        "SELECT c.code, i.manufacturer, i.winning_price_fen, \
-         EXISTS (SELECT 1 FROM relations r WHERE r.hospital = $2 AND r.national_code = c.code \
-           AND r.distributor = $3 AND r.valid_from <= $5 AND ($5 < r.valid_to OR r.valid_to IS NULL)) \
+        "SELECT t.k, i.manufacturer, i.winning_price_fen, \
+         EXISTS (SELECT 1 FROM relations r WHERE r.hospital = t.h AND r.national_code = t.code \
+           AND r.distributor = t.d AND r.valid_from <= t.at AND (t.at < r.valid_to OR r.valid_to IS NULL)) \
            AS related, \
-         (SELECT s.cap_per_line FROM shortages s WHERE s.national_code = c.code \
-           AND s.region_lo <= $4 AND $4 <= s.region_hi AND s.flagged_at <= $5 \
-           AND (s.lifted_at IS NULL OR $5 < s.lifted_at) ORDER BY s.cap_per_line, s.flagged_at LIMIT 1) \
+         (SELECT s.cap_per_line FROM shortages s WHERE s.national_code = t.code \
+           AND s.region_lo <= t.reg AND t.reg <= s.region_hi AND s.flagged_at <= t.at \
+           AND (s.lifted_at IS NULL OR t.at < s.lifted_at) ORDER BY s.cap_per_line, s.flagged_at LIMIT 1) \
            AS cap \
-         FROM (SELECT DISTINCT code FROM unnest($6::text[]) AS code) c \
-         LEFT JOIN supply_items i ON i.period = $1 AND i.national_code = c.code",
+         FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::text[], $6::timestamptz[]) \
+           WITH ORDINALITY AS t(p, h, reg, d, code, at, k) \
+         LEFT JOIN supply_items i ON i.period = t.p AND i.national_code = t.code",
     )
-    .bind(period.as_uuid())
-    .bind(hospital.as_uuid())
-    .bind(distributor.as_uuid())
-    .bind(region.as_u32() as i32)
-    .bind(at)
+    .bind(col(|a| a.period.as_uuid()))
+    .bind(col(|a| a.hospital.as_uuid()))
+    .bind(&regions)
+    .bind(col(|a| a.distributor.as_uuid()))
     .bind(&codes)
+    .bind(&ats)
     .fetch_all(conn)
     .await?;
     rows.iter()
         .map(|r| {
+            let k: i64 = r.try_get("k")?;
             let maker: Option<uuid::Uuid> = r.try_get("manufacturer")?;
             let price: Option<i64> = r.try_get("winning_price_fen")?;
             let item = match (maker, price) {
@@ -67,7 +106,7 @@ pub async fn line_facts(
                 _ => None,
             };
             Ok((
-                r.try_get("code")?,
+                asks[k as usize - 1].clone(),
                 LineFacts {
                     item,
                     related: r.try_get("related")?,

@@ -2,6 +2,8 @@
 //! with winning prices) and of the distribution service (relations over
 //! time).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 use vbp_contracts::agreements::{OrgRecord, PeriodId, SupplyItem};
@@ -58,22 +60,37 @@ pub async fn upsert_org(
 }
 
 pub async fn get_org(conn: &mut PgConnection, id: OrgId) -> Result<Option<OrgRow>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, kind, region, acts_for, active FROM orgs WHERE id = $1")
-        .bind(id.as_uuid())
-        .fetch_optional(conn)
-        .await?;
-    row.map(|r| {
-        let kind: String = r.try_get("kind")?;
-        let acts: Vec<uuid::Uuid> = r.try_get("acts_for")?;
-        Ok(OrgRow {
-            id: OrgId::from_uuid(r.try_get("id")?),
-            kind: kind.parse().unwrap_or(OrgKind::Operator),
-            region: region_from_i32(r.try_get("region")?),
-            acts_for: acts.into_iter().map(OrgId::from_uuid).collect(),
-            active: r.try_get("active")?,
+    Ok(get_orgs(conn, &[id]).await?.remove(&id))
+}
+
+/// The directory entries of `ids` that exist.
+pub async fn get_orgs(
+    conn: &mut PgConnection,
+    ids: &[OrgId],
+) -> Result<HashMap<OrgId, OrgRow>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|o| o.as_uuid()).collect();
+    let rows =
+        sqlx::query("SELECT id, kind, region, acts_for, active FROM orgs WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(conn)
+            .await?;
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            let acts: Vec<uuid::Uuid> = r.try_get("acts_for")?;
+            let id = OrgId::from_uuid(r.try_get("id")?);
+            Ok((
+                id,
+                OrgRow {
+                    id,
+                    kind: kind.parse().unwrap_or(OrgKind::Operator),
+                    region: region_from_i32(r.try_get("region")?),
+                    acts_for: acts.into_iter().map(OrgId::from_uuid).collect(),
+                    active: r.try_get("active")?,
+                },
+            ))
         })
-    })
-    .transpose()
+        .collect()
 }
 
 pub async fn upsert_period(
@@ -101,21 +118,34 @@ pub async fn period_at(
     conn: &mut PgConnection,
     at: DateTime<Utc>,
 ) -> Result<Option<PeriodRow>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT p.id, p.starts_at, p.ends_at FROM periods p JOIN supply_lists l ON l.period = p.id \
-         WHERE p.starts_at <= $1 AND $1 < p.ends_at ORDER BY p.starts_at DESC LIMIT 1",
+    Ok(period_in(&listed_periods(conn).await?, at).cloned())
+}
+
+/// The periods with a published supply list.
+pub async fn listed_periods(conn: &mut PgConnection) -> Result<Vec<PeriodRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT p.id, p.starts_at, p.ends_at FROM periods p \
+         WHERE EXISTS (SELECT 1 FROM supply_lists l WHERE l.period = p.id)",
     )
-    .bind(at)
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await?;
-    row.map(|r| {
-        Ok(PeriodRow {
-            id: PeriodId::from_uuid(r.try_get("id")?),
-            starts_at: r.try_get("starts_at")?,
-            ends_at: r.try_get("ends_at")?,
+    rows.iter()
+        .map(|r| {
+            Ok(PeriodRow {
+                id: PeriodId::from_uuid(r.try_get("id")?),
+                starts_at: r.try_get("starts_at")?,
+                ends_at: r.try_get("ends_at")?,
+            })
         })
-    })
-    .transpose()
+        .collect()
+}
+
+/// The period running at `at` (the latest to start, should two overlap).
+pub fn period_in(periods: &[PeriodRow], at: DateTime<Utc>) -> Option<&PeriodRow> {
+    periods
+        .iter()
+        .filter(|p| p.starts_at <= at && at < p.ends_at)
+        .max_by_key(|p| p.starts_at)
 }
 
 /// Replaces the period's list when `revision` is newer; false otherwise.
