@@ -37,6 +37,9 @@ PG_PORT=""
 NATS_BIN=""       # absolute path of nats-server
 NATS_PORT=""
 NATS_MONITOR_PORT=""
+BROWSER_BIN=""        # headless-capable Chromium (ensure_browser)
+BROWSER_NODE=""       # node that runs tests/browser/*.mjs
+BROWSER_NODE_PATH=""  # node_modules holding playwright-core
 
 # what this invocation started
 STARTED_PG_DATA=()
@@ -699,4 +702,47 @@ ensure_validators() {
     fi
     VALIDATE_NODE_PATH="$dir/node_modules"
     say "validators: $("$VENV_DIR/bin/kubectl" version --client 2>/dev/null | tr '\n' ' ')(kubectl, $VENV_DIR/bin), @asyncapi/parser in $VALIDATE_NODE_PATH, node $("$VALIDATE_NODE" --version)"
+}
+
+# ensure_browser — what the web console's browser test (tests/tests/browser.rs) drives:
+#   - Debian's chromium (apt-get as root, or with passwordless sudo; otherwise a message saying
+#     how to install it), unless VBP_CHROMIUM names a Chromium binary already, and a Chinese font
+#     (fonts-wqy-zenhei) when fontconfig knows none;
+#   - playwright-core from tests/browser/package-lock.json into $STATE_DIR/browser (npm ci; it
+#     downloads no browser of its own), with Debian's nodejs and npm installed when node is missing.
+# Re-installs only when the lockfile changes. Sets BROWSER_BIN, BROWSER_NODE, BROWSER_NODE_PATH.
+ensure_browser() {
+    local src="$ROOT/tests/browser" dir="$STATE_DIR/browser" want stamp log
+    BROWSER_BIN=${VBP_CHROMIUM:-}
+    if [[ -z $BROWSER_BIN ]]; then
+        BROWSER_BIN=$(command -v chromium || command -v chromium-browser || true)
+    fi
+    if [[ -z $BROWSER_BIN ]]; then
+        apt_install "chromium is missing (the web console's browser test runs in headless Chromium)" chromium
+        BROWSER_BIN=$(command -v chromium) || die "chromium still not found after installing it"
+    fi
+    [[ -x $BROWSER_BIN ]] || die "VBP_CHROMIUM=$BROWSER_BIN is not an executable"
+    # the console is Chinese: without a CJK font its screenshots show empty boxes
+    if command -v fc-list >/dev/null 2>&1 && [[ -z $(fc-list :lang=zh 2>/dev/null | head -n 1) ]]; then
+        apt_install "no Chinese font (the console's screenshots need one)" fonts-wqy-zenhei
+    fi
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        apt_install "node and npm are missing (needed to drive the browser with playwright-core)" nodejs npm
+    fi
+    BROWSER_NODE=$(command -v node) || die "node still not found"
+    want=$(_sha "$src/package.json" "$src/package-lock.json")
+    stamp="$dir/.vbp-browser-lock"
+    if [[ ! -d $dir/node_modules/playwright-core || $(cat "$stamp" 2>/dev/null) != "$want" ]]; then
+        mkdir -p "$dir"
+        cp "$src/package.json" "$src/package-lock.json" "$dir/"
+        log="$STATE_DIR/logs/npm-browser.log"
+        say "npm ci (tests/browser/package-lock.json: playwright-core) in $dir (log: $log)"
+        if ! (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) >"$log" 2>&1; then
+            _tail_log "$log"
+            die "npm ci in $dir failed"
+        fi
+        printf '%s\n' "$want" >"$stamp"
+    fi
+    BROWSER_NODE_PATH="$dir/node_modules"
+    say "browser: $("$BROWSER_BIN" --version 2>/dev/null | head -n 1) ($BROWSER_BIN), playwright-core in $BROWSER_NODE_PATH, node $("$BROWSER_NODE" --version)"
 }

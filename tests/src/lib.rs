@@ -11,10 +11,12 @@
 //! - [`samples`]: ids of existing rows, for path parameters.
 //! - [`corpus`]: invalid inputs derived from a JSON schema.
 //! - [`values`]: valid-looking values for a schema, to reach the rule under test.
+//! - [`load`]: what the load generators share: durable ceilings and process memory.
 
 pub mod cast;
 pub mod corpus;
 pub mod fingerprint;
+pub mod load;
 pub mod procs;
 pub mod routes;
 pub mod samples;

@@ -97,6 +97,8 @@ pub struct Cluster {
     pub log_dir: PathBuf,
     bin: PathBuf,
     procs: BTreeMap<String, Proc>,
+    /// `VBP_*` settings every later process gets on top of the defaults.
+    env: Vec<(String, String)>,
     shutdown: CancellationToken,
 }
 
@@ -134,6 +136,7 @@ impl Cluster {
             log_dir,
             bin,
             procs: BTreeMap::new(),
+            env: Vec::new(),
             shutdown,
         }
     }
@@ -164,8 +167,22 @@ impl Cluster {
             .env("VBP_HTTP_ADDR", &self.http_addr)
             .env("VBP_STATE_DIR", self.log_dir.join("state"))
             .env("VBP_GATEWAY__DEV_SECRET", DEV_SECRET)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// Overrides a setting (e.g. `VBP_DB_MAX_CONNECTIONS`) for every process
+    /// started from now on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// The operating-system process id of a running process, to read its
+    /// memory from `/proc`.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.procs.get(name)?.child.as_ref().map(Child::id)
     }
 
     /// Starts `vbp serve <name>` (a service, `gateway` or `all`) and waits
@@ -180,11 +197,12 @@ impl Cluster {
         let mut args = vec!["serve".to_owned(), name.to_owned()];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let proc = self.procs.entry(name.to_owned()).or_insert(Proc {
-            args,
+            args: Vec::new(),
             child: None,
             metrics_addr: String::new(),
         });
         assert!(proc.child.is_none(), "{name} is already running");
+        proc.args = args;
         proc.metrics_addr = format!("127.0.0.1:{}", free_port());
         let log = |kind: &str| {
             std::fs::OpenOptions::new()

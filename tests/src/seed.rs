@@ -67,6 +67,20 @@ pub async fn load(system: &System) {
         });
         eventually_http(system, "/api/v1/issues", hospital, issue).await;
     }
+    // A credit record of one enterprise, filed by its city's bureau, so the
+    // supervision routes have a row other tenants must not reach.
+    let record = json!({
+        "enterprise": cast::by_name("distributor-fuxin").id,
+        "kind": "offline_sales",
+        "description": "线下销售中选产品",
+    });
+    eventually_http(
+        system,
+        "/api/v1/supervision/credit-records",
+        cast::by_name("bureau-fuxin"),
+        record,
+    )
+    .await;
     let placed = json!({
         "external_id": SEEDED_EXTERNAL_ID,
         "hospital": d::FUXIN_HOSPITAL,

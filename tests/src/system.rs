@@ -110,6 +110,7 @@ impl System {
         spawn(Service::Orders, vbp_orders::run(platform.clone()));
         spawn(Service::Prepayment, vbp_prepayment::run(platform.clone()));
         spawn(Service::Issues, vbp_issues::run(platform.clone()));
+        spawn(Service::Supervision, vbp_supervision::run(platform.clone()));
         let config = GatewayConfig {
             rpc_timeout_ms: Some(8_000),
             rate_limit_per_sec: 0.0,

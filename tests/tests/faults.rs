@@ -32,12 +32,13 @@ use vbp_tests::procs::{Cluster, PrivatePostgres, Target};
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Every backend service, one process each.
-const BACKENDS: [&str; 5] = [
+const BACKENDS: [&str; 6] = [
     "agreements",
     "distribution",
     "orders",
     "prepayment",
     "issues",
+    "supervision",
 ];
 
 /// How long the system may take to converge once the faults stop.

@@ -16,13 +16,14 @@ use std::process::{Command, Output, Stdio};
 use serde::Deserialize;
 use serde_json::Value;
 
-const SERVICES: [&str; 6] = [
+const SERVICES: [&str; 7] = [
     "gateway",
     "agreements",
     "distribution",
     "orders",
     "prepayment",
     "issues",
+    "supervision",
 ];
 
 /// (overlay directory, Kubernetes namespace, subject namespace)

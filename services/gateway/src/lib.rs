@@ -18,9 +18,12 @@
 //! - [`problem`]: RFC 9457 problem details.
 //! - [`openapi`]: the document, with schemars schemas bridged into utoipa.
 //! - [`health`], [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`console`]: the web console at `/`; [`export`]: a caller's table as `.xlsx`.
 
 pub mod config;
+pub mod console;
 pub mod evidence;
+pub mod export;
 pub mod flows;
 pub mod forward;
 pub mod health;
@@ -228,6 +231,7 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/metrics", get(health::metrics))
         .route(openapi::DOCUMENT_PATH, get(openapi::document))
         .route(openapi::VIEWER_PATH, get(openapi::viewer))
+        .merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Inside `observe`, so even a bug answers problem+json with the
@@ -275,6 +279,7 @@ async fn dispatch(gateway: Gateway, compiled: Arc<CompiledRoute>, request: Reque
         Target::Ingest => ingest::handle(&gateway, &compiled, request).await,
         Target::Flow => flows::handle(&gateway, &compiled, request).await,
         Target::Reconcile => reconcile::handle(&gateway, &compiled, request).await,
+        Target::Export => export::handle(&gateway, &compiled, request).await,
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }

@@ -111,7 +111,7 @@ struct ServiceContract {
 }
 
 fn contracts() -> Vec<ServiceContract> {
-    use vbp_contracts::{agreements, distribution, issues, orders, prepayment};
+    use vbp_contracts::{agreements, distribution, issues, orders, prepayment, supervision};
     let names = |v: Vec<(&'static str, schemars::Schema)>| v.into_iter().map(|(n, _)| n).collect();
     vec![
         ServiceContract {
@@ -138,6 +138,11 @@ fn contracts() -> Vec<ServiceContract> {
             service: Service::Issues,
             events: names(issues::event_schemas()),
             operations: issues::OPERATIONS,
+        },
+        ServiceContract {
+            service: Service::Supervision,
+            events: names(supervision::event_schemas()),
+            operations: supervision::OPERATIONS,
         },
     ]
 }

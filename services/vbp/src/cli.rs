@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use vbp_contracts::Service;
 
-use crate::{ops, serve};
+use crate::{bench, ops, serve};
 
 /// VBP execution platform (集中带量采购执行平台).
 ///
@@ -80,6 +80,14 @@ pub enum Command {
     },
     /// Prints a dev token for each demo organisation of the Liaoning scenario.
     DemoTokens,
+    /// The end-to-end load benchmark: runs `vbp-bench` (found next to this
+    /// executable, then on PATH) with these arguments; `vbp bench --help`
+    /// lists them.
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +178,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Asyncapi(args) => crate::asyncapi::run(args),
+        Command::Bench { args } => bench::run(args),
         Command::Reconcile {
             period,
             region,

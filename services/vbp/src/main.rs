@@ -3,12 +3,14 @@
 //! container per service does in Kubernetes. Same code, same subjects.
 
 mod asyncapi;
+mod bench;
 mod cli;
 mod demo;
 mod demo_flow;
 mod demo_issues;
 mod demo_orders;
 mod demo_prepayment;
+mod demo_supervision;
 mod ops;
 mod serve;
 

@@ -14,6 +14,7 @@ fn migrator_of(service: Service) -> Option<sqlx::migrate::Migrator> {
         Service::Orders => vbp_orders::migrator(),
         Service::Prepayment => vbp_prepayment::migrator(),
         Service::Issues => vbp_issues::migrator(),
+        Service::Supervision => vbp_supervision::migrator(),
     })
 }
 

@@ -27,6 +27,7 @@ async fn run_one(service: Service, platform: Platform) -> anyhow::Result<()> {
         Service::Orders => vbp_orders::run(platform).await,
         Service::Prepayment => vbp_prepayment::run(platform).await,
         Service::Issues => vbp_issues::run(platform).await,
+        Service::Supervision => vbp_supervision::run(platform).await,
     }
 }
 
@@ -181,7 +182,7 @@ async fn load_demo(platform: Platform, services: BTreeSet<Service>) {
         }
     }
     // Each later part needs the services it drives; what is missing is skipped.
-    let parts: [(&str, &[Service]); 3] = [
+    let parts: [(&str, &[Service]); 4] = [
         (
             "orders",
             &[Service::Orders, Service::Agreements, Service::Distribution],
@@ -191,6 +192,15 @@ async fn load_demo(platform: Platform, services: BTreeSet<Service>) {
             "issues",
             &[Service::Issues, Service::Agreements, Service::Distribution],
         ),
+        (
+            "supervision",
+            &[
+                Service::Supervision,
+                Service::Orders,
+                Service::Agreements,
+                Service::Distribution,
+            ],
+        ),
     ];
     for (part, needs) in parts {
         if !needs.iter().all(|s| services.contains(s)) {
@@ -199,6 +209,7 @@ async fn load_demo(platform: Platform, services: BTreeSet<Service>) {
         let loaded = match part {
             "orders" => crate::demo_orders::load(&platform).await,
             "prepayment" => crate::demo_prepayment::load(&rpc).await,
+            "supervision" => crate::demo_supervision::load(&platform, &rpc).await,
             _ => crate::demo_issues::load(&rpc).await,
         };
         match loaded {

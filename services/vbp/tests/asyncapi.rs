@@ -148,13 +148,14 @@ fn every_contract_subject_has_a_channel_and_every_payload_a_schema() {
         let address = format!("{{ns}}.ingest.{{integrator}}.{event}");
         assert!(addresses.contains(address.as_str()), "no channel {address}");
     }
-    use vbp_contracts::{agreements, distribution, issues, orders, prepayment};
+    use vbp_contracts::{agreements, distribution, issues, orders, prepayment, supervision};
     for (service, ops) in [
         ("agreements", agreements::OPERATIONS),
         ("distribution", distribution::OPERATIONS),
         ("orders", orders::OPERATIONS),
         ("prepayment", prepayment::OPERATIONS),
         ("issues", issues::OPERATIONS),
+        ("supervision", supervision::OPERATIONS),
     ] {
         for op in ops
             .iter()

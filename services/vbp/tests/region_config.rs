@@ -44,6 +44,10 @@ fn check(toml: &str) -> anyhow::Result<Config> {
     issues
         .validate()
         .map_err(|e| anyhow::anyhow!("issues: {e}"))?;
+    let supervision: vbp_supervision::domain::Settings = config.section("supervision")?;
+    supervision
+        .validate()
+        .map_err(|e| anyhow::anyhow!("supervision: {e}"))?;
     Ok(config)
 }
 
@@ -68,6 +72,7 @@ fn a_config_file_with_a_wrong_value_is_refused() {
         "[prepayment]\napproval_level = \"provincial\"\n",
         "[streams]\nreplicas = \"three\"\n",
         "[issues]\nenterprise_response_working_days = -3\n",
+        "[supervision]\nonline_rate_min_bp = 12000\n",
     ] {
         assert!(check(bad).is_err(), "accepted:\n{bad}");
     }

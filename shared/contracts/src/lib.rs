@@ -19,6 +19,7 @@ pub mod rpc;
 pub mod schema;
 pub mod service;
 pub mod subjects;
+pub mod supervision;
 pub mod system;
 
 pub use event::Event;

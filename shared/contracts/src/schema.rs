@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    agreements, distribution, ingest, issues, meta, orders, prepayment, reconcile, rpc, system,
+    agreements, distribution, ingest, issues, meta, orders, prepayment, reconcile, rpc,
+    supervision, system,
 };
 
 /// Every payload type by a stable name.
@@ -35,7 +36,8 @@ pub fn all() -> BTreeMap<&'static str, schemars::Schema> {
         .chain(distribution::event_schemas())
         .chain(orders::event_schemas())
         .chain(prepayment::event_schemas())
-        .chain(issues::event_schemas());
+        .chain(issues::event_schemas())
+        .chain(supervision::event_schemas());
     for (event_type, schema) in events {
         out.insert(event_type, schema);
     }
@@ -45,6 +47,7 @@ pub fn all() -> BTreeMap<&'static str, schemars::Schema> {
         .chain(orders::rpc_schemas())
         .chain(prepayment::rpc_schemas())
         .chain(issues::rpc_schemas())
+        .chain(supervision::rpc_schemas())
     {
         out.insert(name, schema);
     }
@@ -69,13 +72,14 @@ mod tests {
 
     #[test]
     fn every_service_declares_unique_operations_each_with_request_and_response_schemas() {
-        use crate::{agreements, distribution, issues, orders, prepayment};
-        let declared: [(&str, &[&str]); 5] = [
+        use crate::{agreements, distribution, issues, orders, prepayment, supervision};
+        let declared: [(&str, &[&str]); 6] = [
             ("agreements", agreements::OPERATIONS),
             ("distribution", distribution::OPERATIONS),
             ("orders", orders::OPERATIONS),
             ("prepayment", prepayment::OPERATIONS),
             ("issues", issues::OPERATIONS),
+            ("supervision", supervision::OPERATIONS),
         ];
         let all = super::all();
         for (service, operations) in declared {

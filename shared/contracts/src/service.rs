@@ -27,25 +27,28 @@ pub enum Service {
     Orders,
     Prepayment,
     Issues,
+    Supervision,
 }
 
 impl Service {
     /// Services that own a schema and answer RPCs (the gateway owns neither).
-    pub const BACKENDS: [Service; 5] = [
+    pub const BACKENDS: [Service; 6] = [
         Service::Agreements,
         Service::Distribution,
         Service::Orders,
         Service::Prepayment,
         Service::Issues,
+        Service::Supervision,
     ];
 
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 7] = [
         Service::Gateway,
         Service::Agreements,
         Service::Distribution,
         Service::Orders,
         Service::Prepayment,
         Service::Issues,
+        Service::Supervision,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -56,6 +59,7 @@ impl Service {
             Service::Orders => "orders",
             Service::Prepayment => "prepayment",
             Service::Issues => "issues",
+            Service::Supervision => "supervision",
         }
     }
 }
@@ -68,7 +72,7 @@ impl fmt::Display for Service {
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown service {0:?}: expected one of gateway, agreements, distribution, orders, prepayment, issues"
+    "unknown service {0:?}: expected one of gateway, agreements, distribution, orders, prepayment, issues, supervision"
 )]
 pub struct UnknownService(pub String);
 

@@ -152,16 +152,27 @@ pub const fn col(header: &'static str, width: f64) -> Column {
 /// Text cells are stored as text (with the text number format `@`, so
 /// codes and yuan amounts stay text when edited and re-imported).
 pub fn write_xlsx(sheet: &str, columns: &[Column], rows: &[Vec<Cell>]) -> Result<Vec<u8>, String> {
+    let heads: Vec<(&str, f64)> = columns.iter().map(|c| (c.header, c.width)).collect();
+    write_sheet(sheet, &heads, rows)
+}
+
+/// [`write_xlsx`] for headers known only at run time (a table a caller
+/// describes): `(header, width in characters)` per column.
+pub fn write_sheet(
+    sheet: &str,
+    columns: &[(&str, f64)],
+    rows: &[Vec<Cell>],
+) -> Result<Vec<u8>, String> {
     let err = |e: rust_xlsxwriter::XlsxError| format!("writing the workbook failed: {e}");
     let mut wb = Workbook::new();
     let bold = Format::new().set_bold();
     let text = Format::new().set_num_format("@");
     let ws = wb.add_worksheet();
     ws.set_name(sheet).map_err(err)?;
-    for (j, c) in columns.iter().enumerate() {
+    for (j, (header, width)) in columns.iter().enumerate() {
         let col = j as u16;
-        ws.set_column_width(col, c.width).map_err(err)?;
-        ws.write_string_with_format(0, col, c.header, &bold)
+        ws.set_column_width(col, *width).map_err(err)?;
+        ws.write_string_with_format(0, col, *header, &bold)
             .map_err(err)?;
     }
     ws.set_freeze_panes(1, 0).map_err(err)?;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
 use vbp_bus::inbox::Consumer;
 use vbp_bus::{
@@ -101,41 +101,6 @@ impl Handler for OneWrite {
     }
 }
 
-async fn raw_ceiling(pool: &PgPool, concurrency: usize, secs: u64) -> f64 {
-    sqlx::query("CREATE TABLE IF NOT EXISTS raw_insert (id bigserial PRIMARY KEY, event_id uuid, n bigint, amount_fen bigint)")
-        .execute(pool)
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    sqlx::query(
-                        "INSERT INTO raw_insert (event_id, n, amount_fen) VALUES ($1, $2, $3)",
-                    )
-                    .bind(uuid::Uuid::now_v7())
-                    .bind(n as i64)
-                    .bind(12_345i64)
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    total as f64 / started.elapsed().as_secs_f64()
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -162,13 +127,9 @@ async fn main() -> anyhow::Result<()> {
     let stream = platform.ensure_event_stream(Service::Orders).await?;
     platform.ensure_dlq_stream().await?;
 
-    println!("raw durable single-row INSERT (autocommit, fsync on), same Postgres:");
-    let mut ceiling: f64 = 0.0;
-    for concurrency in [1usize, 8, 16] {
-        let rate = raw_ceiling(&consumer_pool, concurrency, args.raw_secs).await;
-        println!("  {concurrency:>3} connections: {rate:>10.0} rows/s");
-        ceiling = ceiling.max(rate);
-    }
+    let raw_rates = vbp_tests::load::ceiling::raw_inserts(&consumer_pool, args.raw_secs).await?;
+    vbp_tests::load::ceiling::print_raw(&raw_rates);
+    let ceiling = vbp_tests::load::ceiling::best(&raw_rates);
 
     let stop = CancellationToken::new();
     for _ in 0..args.relays {

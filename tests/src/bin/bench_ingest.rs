@@ -305,41 +305,6 @@ async fn publish(
     Ok(())
 }
 
-async fn raw_ceiling(pool: &PgPool, concurrency: usize, secs: u64) -> f64 {
-    sqlx::query("CREATE TABLE IF NOT EXISTS raw_insert (id bigserial PRIMARY KEY, event_id uuid, n bigint, amount_fen bigint)")
-        .execute(pool)
-        .await
-        .expect("raw table");
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    sqlx::query(
-                        "INSERT INTO raw_insert (event_id, n, amount_fen) VALUES ($1, $2, $3)",
-                    )
-                    .bind(uuid::Uuid::now_v7())
-                    .bind(n as i64)
-                    .bind(12_345i64)
-                    .execute(&pool)
-                    .await
-                    .expect("raw insert");
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap_or(0);
-    }
-    total as f64 / started.elapsed().as_secs_f64()
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -351,13 +316,9 @@ async fn main() -> anyhow::Result<()> {
         .max_connections(16)
         .connect(&env.database_url)
         .await?;
-    println!("raw durable single-row INSERT (autocommit, fsync on), same Postgres:");
-    let mut ceiling: f64 = 0.0;
-    for concurrency in [1usize, 8, 16] {
-        let rate = raw_ceiling(&raw, concurrency, args.raw_secs).await;
-        println!("  {concurrency:>3} connections: {rate:>10.0} rows/s");
-        ceiling = ceiling.max(rate);
-    }
+    let raw_rates = vbp_tests::load::ceiling::raw_inserts(&raw, args.raw_secs).await?;
+    vbp_tests::load::ceiling::print_raw(&raw_rates);
+    let ceiling = vbp_tests::load::ceiling::best(&raw_rates);
     raw.close().await;
 
     let stop = CancellationToken::new();

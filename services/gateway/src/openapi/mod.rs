@@ -143,6 +143,10 @@ fn service_tag(tag: &str) -> Option<(&'static str, &'static str)> {
             "issues",
             "集采问题直报 — issue direct reporting: filing, dispatch, SLA, escalation, ledger",
         ),
+        "supervision" => (
+            "supervision",
+            "医保监管 — supervision: progress monitoring, reminders, notices, assessment, credit records, findings",
+        ),
         system::TAG_INGEST => (
             system::TAG_INGEST,
             "集成平台数据接入 — integrator event ingest",
@@ -265,6 +269,7 @@ fn route_tag(route: &Route) -> String {
         (None, Target::Ingest) => system::TAG_INGEST.to_owned(),
         (None, Target::Flow) => system::TAG_FLOWS.to_owned(),
         (None, Target::Reconcile) => system::TAG_RECONCILIATION.to_owned(),
+        (None, Target::Export) => crate::export::TAG.to_owned(),
     }
 }
 

@@ -31,6 +31,7 @@ pub mod distribution;
 pub mod issues;
 pub mod orders;
 pub mod prepayment;
+pub mod supervision;
 pub mod system;
 
 use std::collections::HashSet;
@@ -59,6 +60,8 @@ pub enum Target {
     Flow,
     /// The reconciliation report fan-out ([`crate::reconcile`]).
     Reconcile,
+    /// A caller's table as `.xlsx` ([`crate::export`]).
+    Export,
 }
 
 /// A request type: its schema for the document, and a check that a merged
@@ -303,6 +306,7 @@ impl Route {
             Target::Ingest => "ingest".to_owned(),
             Target::Flow => "flow".to_owned(),
             Target::Reconcile => "reconciliation".to_owned(),
+            Target::Export => "export".to_owned(),
         }
     }
 
@@ -337,6 +341,8 @@ impl RouteTable {
             .with(orders::routes())
             .with(prepayment::routes())
             .with(issues::routes())
+            .with(supervision::routes())
+            .with(crate::export::routes())
     }
 
     pub fn with(mut self, routes: impl IntoIterator<Item = Route>) -> Self {

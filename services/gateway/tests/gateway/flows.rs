@@ -90,7 +90,7 @@ async fn services_timelines_merge_by_time_and_silence_is_reported() {
             .unwrap()
     };
     assert_eq!(status_of("orders"), "ok");
-    for silent in ["agreements", "distribution", "issues"] {
+    for silent in ["agreements", "distribution", "issues", "supervision"] {
         assert_eq!(status_of(silent), "unavailable", "{silent}");
     }
 
@@ -109,6 +109,8 @@ async fn with_every_service_running_the_timeline_is_complete() {
     h.start_backend(Service::Prepayment, vbp_prepayment::run)
         .await;
     h.start_backend(Service::Issues, vbp_issues::run).await;
+    h.start_backend(Service::Supervision, vbp_supervision::run)
+        .await;
     let timeline = json_ok(
         h.get(
             &format!("/api/v1/flows/{}", CorrelationId::new()),
@@ -119,12 +121,16 @@ async fn with_every_service_running_the_timeline_is_complete() {
     .await;
     assert_eq!(timeline["complete"], true, "{timeline}");
     assert_eq!(timeline["entries"], json!([]));
-    assert_eq!(timeline["services"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        timeline["services"].as_array().unwrap().len(),
+        Service::BACKENDS.len()
+    );
 
     // Readiness: NATS and every service's ping.
     let ready = h.http.get(h.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["service:issues"], "ok");
+    assert_eq!(body["checks"]["service:supervision"], "ok");
     assert_eq!(body["checks"]["nats"], "ok");
 }

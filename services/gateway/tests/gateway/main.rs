@@ -17,4 +17,5 @@ mod orders;
 mod policy;
 mod prepayment;
 mod reconcile;
+mod supervision;
 mod trace;
