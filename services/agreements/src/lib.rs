@@ -15,14 +15,13 @@ pub mod figures;
 pub mod store;
 pub mod timers;
 
-use std::future::Future;
 use std::sync::Arc;
 
-use vbp_bus::{ConsumerSpec, Context, RpcError, RpcServer};
+use vbp_bus::{ConsumerSpec, RpcServer};
 use vbp_contracts::agreements as c;
 use vbp_contracts::distribution::{RelationActivated, RelationEnded};
 use vbp_contracts::orders::ReceiptAccepted;
-use vbp_contracts::{Event, RpcOp, Service};
+use vbp_contracts::{Event, Service};
 use vbp_platform::{Platform, ServiceHost};
 
 pub const SERVICE: Service = Service::Agreements;
@@ -32,54 +31,45 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("./migrations")
 }
 
-fn op<Op, F, Fut>(rpc: RpcServer, svc: &api::Shared, f: F) -> RpcServer
-where
-    Op: RpcOp,
-    F: Fn(api::Shared, Context, Op::Request) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Op::Response, RpcError>> + Send + 'static,
-{
-    let svc = svc.clone();
-    rpc.route::<Op, _, _>(move |ctx, req| f(svc.clone(), ctx, req))
-}
-
 /// Every operation of [`vbp_contracts::agreements::OPERATIONS`].
 pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
-    let rpc = op::<c::OrgRegister, _, _>(rpc, svc, api::org_register);
-    let rpc = op::<c::OrgUpdate, _, _>(rpc, svc, api::org_update);
-    let rpc = op::<c::OrgGet, _, _>(rpc, svc, api::org_get);
-    let rpc = op::<c::OrgList, _, _>(rpc, svc, api::org_list);
-    let rpc = op::<c::OrgImport, _, _>(rpc, svc, api::org_import);
-    let rpc = op::<c::OrgImportFile, _, _>(rpc, svc, api::org_import_file);
-    let rpc = op::<c::ProjectRegister, _, _>(rpc, svc, api::project_register);
-    let rpc = op::<c::ProjectGet, _, _>(rpc, svc, api::project_get);
-    let rpc = op::<c::ProjectList, _, _>(rpc, svc, api::project_list);
-    let rpc = op::<c::PeriodOpen, _, _>(rpc, svc, api::period_open);
-    let rpc = op::<c::PeriodGet, _, _>(rpc, svc, api::period_get);
-    let rpc = op::<c::SupplyListImport, _, _>(rpc, svc, api::supply_list_import);
-    let rpc = op::<c::SupplyListImportFile, _, _>(rpc, svc, api::supply_list_import_file);
-    let rpc = op::<c::SupplyListPublish, _, _>(rpc, svc, api::supply_list_publish);
-    let rpc = op::<c::SupplyListGet, _, _>(rpc, svc, api::supply_list_get);
-    let rpc = op::<c::SupplyListExport, _, _>(rpc, svc, api::supply_list_export);
-    let rpc = op::<c::VolumeWindowOpen, _, _>(rpc, svc, api::volume_window_open);
-    let rpc = op::<c::VolumeWindowClose, _, _>(rpc, svc, api::volume_window_close);
-    let rpc = op::<c::VolumeReportSubmit, _, _>(rpc, svc, api::volume_report_submit);
-    let rpc = op::<c::VolumeReportList, _, _>(rpc, svc, api::volume_report_list);
-    let rpc = op::<c::AgreedVolumeSetOp, _, _>(rpc, svc, api::agreed_volume_set);
-    let rpc = op::<c::AgreedVolumeList, _, _>(rpc, svc, api::agreed_volume_list);
-    let rpc = op::<c::AgreementCreate, _, _>(rpc, svc, api::agreement_create);
-    let rpc = op::<c::AgreementConfirm, _, _>(rpc, svc, api::agreement_confirm);
-    let rpc = op::<c::AgreementReject, _, _>(rpc, svc, api::agreement_reject);
-    let rpc = op::<c::AgreementAmend, _, _>(rpc, svc, api::agreement_amend);
-    let rpc = op::<c::AgreementPaperSign, _, _>(rpc, svc, api::agreement_paper_sign);
-    let rpc = op::<c::AgreementGet, _, _>(rpc, svc, api::agreement_get);
-    let rpc = op::<c::AgreementList, _, _>(rpc, svc, api::agreement_list);
-    let rpc = op::<c::AgreementPaperDeadline, _, _>(rpc, svc, api::agreement_paper_deadline);
-    let rpc = op::<c::ProgressQuery, _, _>(rpc, svc, api::progress_query);
-    let rpc = op::<c::ProgressMonthly, _, _>(rpc, svc, api::progress_monthly);
-    let rpc = op::<c::ProgressExport, _, _>(rpc, svc, api::progress_export);
-    let rpc = op::<c::ProgressSnapshotOp, _, _>(rpc, svc, api::progress_snapshot);
-    let rpc = op::<c::FlagListOp, _, _>(rpc, svc, api::flag_list);
-    let rpc = op::<c::DemoLoad, _, _>(rpc, svc, demo::demo_load);
+    let rpc = rpc.route_with::<c::OrgRegister, _, _, _>(svc, api::org_register);
+    let rpc = rpc.route_with::<c::OrgUpdate, _, _, _>(svc, api::org_update);
+    let rpc = rpc.route_with::<c::OrgGet, _, _, _>(svc, api::org_get);
+    let rpc = rpc.route_with::<c::OrgList, _, _, _>(svc, api::org_list);
+    let rpc = rpc.route_with::<c::OrgImport, _, _, _>(svc, api::org_import);
+    let rpc = rpc.route_with::<c::OrgImportFile, _, _, _>(svc, api::org_import_file);
+    let rpc = rpc.route_with::<c::ProjectRegister, _, _, _>(svc, api::project_register);
+    let rpc = rpc.route_with::<c::ProjectGet, _, _, _>(svc, api::project_get);
+    let rpc = rpc.route_with::<c::ProjectList, _, _, _>(svc, api::project_list);
+    let rpc = rpc.route_with::<c::PeriodOpen, _, _, _>(svc, api::period_open);
+    let rpc = rpc.route_with::<c::PeriodGet, _, _, _>(svc, api::period_get);
+    let rpc = rpc.route_with::<c::SupplyListImport, _, _, _>(svc, api::supply_list_import);
+    let rpc = rpc.route_with::<c::SupplyListImportFile, _, _, _>(svc, api::supply_list_import_file);
+    let rpc = rpc.route_with::<c::SupplyListPublish, _, _, _>(svc, api::supply_list_publish);
+    let rpc = rpc.route_with::<c::SupplyListGet, _, _, _>(svc, api::supply_list_get);
+    let rpc = rpc.route_with::<c::SupplyListExport, _, _, _>(svc, api::supply_list_export);
+    let rpc = rpc.route_with::<c::VolumeWindowOpen, _, _, _>(svc, api::volume_window_open);
+    let rpc = rpc.route_with::<c::VolumeWindowClose, _, _, _>(svc, api::volume_window_close);
+    let rpc = rpc.route_with::<c::VolumeReportSubmit, _, _, _>(svc, api::volume_report_submit);
+    let rpc = rpc.route_with::<c::VolumeReportList, _, _, _>(svc, api::volume_report_list);
+    let rpc = rpc.route_with::<c::AgreedVolumeSetOp, _, _, _>(svc, api::agreed_volume_set);
+    let rpc = rpc.route_with::<c::AgreedVolumeList, _, _, _>(svc, api::agreed_volume_list);
+    let rpc = rpc.route_with::<c::AgreementCreate, _, _, _>(svc, api::agreement_create);
+    let rpc = rpc.route_with::<c::AgreementConfirm, _, _, _>(svc, api::agreement_confirm);
+    let rpc = rpc.route_with::<c::AgreementReject, _, _, _>(svc, api::agreement_reject);
+    let rpc = rpc.route_with::<c::AgreementAmend, _, _, _>(svc, api::agreement_amend);
+    let rpc = rpc.route_with::<c::AgreementPaperSign, _, _, _>(svc, api::agreement_paper_sign);
+    let rpc = rpc.route_with::<c::AgreementGet, _, _, _>(svc, api::agreement_get);
+    let rpc = rpc.route_with::<c::AgreementList, _, _, _>(svc, api::agreement_list);
+    let rpc =
+        rpc.route_with::<c::AgreementPaperDeadline, _, _, _>(svc, api::agreement_paper_deadline);
+    let rpc = rpc.route_with::<c::ProgressQuery, _, _, _>(svc, api::progress_query);
+    let rpc = rpc.route_with::<c::ProgressMonthly, _, _, _>(svc, api::progress_monthly);
+    let rpc = rpc.route_with::<c::ProgressExport, _, _, _>(svc, api::progress_export);
+    let rpc = rpc.route_with::<c::ProgressSnapshotOp, _, _, _>(svc, api::progress_snapshot);
+    let rpc = rpc.route_with::<c::FlagListOp, _, _, _>(svc, api::flag_list);
+    let rpc = rpc.route_with::<c::DemoLoad, _, _, _>(svc, demo::demo_load);
     vbp_platform::reconcile::route(rpc, svc.pool.clone(), figures::read)
 }
 

@@ -15,13 +15,12 @@ pub mod domain;
 pub mod store;
 pub mod timers;
 
-use std::future::Future;
 use std::sync::Arc;
 
-use vbp_bus::{ConsumerSpec, Context, RpcError, RpcServer};
+use vbp_bus::{ConsumerSpec, RpcServer};
 use vbp_contracts::agreements::{OrgRegistered, OrgUpdated, PeriodOpened, SupplyListPublished};
 use vbp_contracts::distribution as c;
-use vbp_contracts::{Event, RpcOp, Service};
+use vbp_contracts::{Event, Service};
 use vbp_platform::{Platform, ServiceHost};
 
 pub const SERVICE: Service = Service::Distribution;
@@ -31,40 +30,30 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("./migrations")
 }
 
-fn op<Op, F, Fut>(rpc: RpcServer, svc: &api::Shared, f: F) -> RpcServer
-where
-    Op: RpcOp,
-    F: Fn(api::Shared, Context, Op::Request) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Op::Response, RpcError>> + Send + 'static,
-{
-    let svc = svc.clone();
-    rpc.route::<Op, _, _>(move |ctx, req| f(svc.clone(), ctx, req))
-}
-
 /// Every operation of [`vbp_contracts::distribution::OPERATIONS`].
 pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
     use api::{authorisations as a, changes as ch, queries as q, relations as r};
-    let rpc = op::<c::AuthorisationGrant, _, _>(rpc, svc, a::authorisation_grant);
-    let rpc = op::<c::AuthorisationConfirm, _, _>(rpc, svc, a::authorisation_confirm);
-    let rpc = op::<c::AuthorisationRefuse, _, _>(rpc, svc, a::authorisation_refuse);
-    let rpc = op::<c::AuthorisationRevoke, _, _>(rpc, svc, a::authorisation_revoke);
-    let rpc = op::<c::AuthorisationGet, _, _>(rpc, svc, q::authorisation_get);
-    let rpc = op::<c::AuthorisationList, _, _>(rpc, svc, q::authorisation_list);
-    let rpc = op::<c::RelationSelect, _, _>(rpc, svc, r::relation_select);
-    let rpc = op::<c::RelationConfirm, _, _>(rpc, svc, r::relation_confirm);
-    let rpc = op::<c::RelationRefuse, _, _>(rpc, svc, r::relation_refuse);
-    let rpc = op::<c::RelationGet, _, _>(rpc, svc, q::relation_get);
-    let rpc = op::<c::RelationList, _, _>(rpc, svc, q::relation_list);
-    let rpc = op::<c::RelationAt, _, _>(rpc, svc, q::relation_at);
-    let rpc = op::<c::ChangeRequest, _, _>(rpc, svc, ch::change_request);
-    let rpc = op::<c::ChangeApprove, _, _>(rpc, svc, ch::change_approve);
-    let rpc = op::<c::ChangeReject, _, _>(rpc, svc, ch::change_reject);
-    let rpc = op::<c::ChangeList, _, _>(rpc, svc, q::change_list);
-    let rpc = op::<c::WorkListOp, _, _>(rpc, svc, q::work_list);
-    let rpc = op::<c::RemoteAreaMark, _, _>(rpc, svc, q::remote_area_mark);
-    let rpc = op::<c::RemoteAreaListOp, _, _>(rpc, svc, q::remote_area_list);
-    let rpc = op::<c::ListingList, _, _>(rpc, svc, q::listing_list);
-    op::<c::DemoLoad, _, _>(rpc, svc, demo::demo_load)
+    let rpc = rpc.route_with::<c::AuthorisationGrant, _, _, _>(svc, a::authorisation_grant);
+    let rpc = rpc.route_with::<c::AuthorisationConfirm, _, _, _>(svc, a::authorisation_confirm);
+    let rpc = rpc.route_with::<c::AuthorisationRefuse, _, _, _>(svc, a::authorisation_refuse);
+    let rpc = rpc.route_with::<c::AuthorisationRevoke, _, _, _>(svc, a::authorisation_revoke);
+    let rpc = rpc.route_with::<c::AuthorisationGet, _, _, _>(svc, q::authorisation_get);
+    let rpc = rpc.route_with::<c::AuthorisationList, _, _, _>(svc, q::authorisation_list);
+    let rpc = rpc.route_with::<c::RelationSelect, _, _, _>(svc, r::relation_select);
+    let rpc = rpc.route_with::<c::RelationConfirm, _, _, _>(svc, r::relation_confirm);
+    let rpc = rpc.route_with::<c::RelationRefuse, _, _, _>(svc, r::relation_refuse);
+    let rpc = rpc.route_with::<c::RelationGet, _, _, _>(svc, q::relation_get);
+    let rpc = rpc.route_with::<c::RelationList, _, _, _>(svc, q::relation_list);
+    let rpc = rpc.route_with::<c::RelationAt, _, _, _>(svc, q::relation_at);
+    let rpc = rpc.route_with::<c::ChangeRequest, _, _, _>(svc, ch::change_request);
+    let rpc = rpc.route_with::<c::ChangeApprove, _, _, _>(svc, ch::change_approve);
+    let rpc = rpc.route_with::<c::ChangeReject, _, _, _>(svc, ch::change_reject);
+    let rpc = rpc.route_with::<c::ChangeList, _, _, _>(svc, q::change_list);
+    let rpc = rpc.route_with::<c::WorkListOp, _, _, _>(svc, q::work_list);
+    let rpc = rpc.route_with::<c::RemoteAreaMark, _, _, _>(svc, q::remote_area_mark);
+    let rpc = rpc.route_with::<c::RemoteAreaListOp, _, _, _>(svc, q::remote_area_list);
+    let rpc = rpc.route_with::<c::ListingList, _, _, _>(svc, q::listing_list);
+    rpc.route_with::<c::DemoLoad, _, _, _>(svc, demo::demo_load)
 }
 
 /// Runs the service until the platform shuts down.

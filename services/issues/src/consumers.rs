@@ -5,29 +5,11 @@ use async_trait::async_trait;
 use sqlx::PgConnection;
 use vbp_bus::{Handler, HandlerError, Incoming};
 use vbp_contracts::Event;
-use vbp_contracts::agreements::{OrgRecord, OrgRegistered, OrgUpdated, SupplyListPublished};
+use vbp_contracts::agreements::{OrgRegistered, OrgUpdated, SupplyListPublished};
 use vbp_contracts::distribution::{RelationActivated, RelationChanged, RelationEnded};
 
 /// `agreements.supply_list.published`, `agreements.org.registered|updated`.
 pub struct Agreements;
-
-async fn upsert_org(conn: &mut PgConnection, r: &OrgRecord) -> Result<(), HandlerError> {
-    sqlx::query(
-        "INSERT INTO orgs (id, kind, name, region, active, revision) VALUES ($1,$2,$3,$4,$5,$6) \
-         ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name, \
-         region = EXCLUDED.region, active = EXCLUDED.active, revision = EXCLUDED.revision \
-         WHERE orgs.revision < EXCLUDED.revision",
-    )
-    .bind(r.org.as_uuid())
-    .bind(r.kind.as_str())
-    .bind(&r.name)
-    .bind(r.region.as_u32() as i32)
-    .bind(r.active)
-    .bind(r.revision)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
 
 #[async_trait]
 impl Handler for Agreements {
@@ -35,10 +17,10 @@ impl Handler for Agreements {
         let t = msg.meta.event_type.as_str();
         if t == OrgRegistered::event_type() {
             let ev: OrgRegistered = msg.json()?;
-            upsert_org(conn, &ev.record).await?;
+            vbp_platform::directory::upsert_org(conn, &ev.record).await?;
         } else if t == OrgUpdated::event_type() {
             let ev: OrgUpdated = msg.json()?;
-            upsert_org(conn, &ev.record).await?;
+            vbp_platform::directory::upsert_org(conn, &ev.record).await?;
         } else if t == SupplyListPublished::event_type() {
             let ev: SupplyListPublished = msg.json()?;
             let held: Option<i32> =

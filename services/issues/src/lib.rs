@@ -14,14 +14,13 @@ pub mod domain;
 pub mod store;
 pub mod timers;
 
-use std::future::Future;
 use std::sync::Arc;
 
-use vbp_bus::{ConsumerSpec, Context, RpcError, RpcServer};
+use vbp_bus::{ConsumerSpec, RpcServer};
 use vbp_contracts::agreements::{OrgRegistered, OrgUpdated, SupplyListPublished};
 use vbp_contracts::distribution::{RelationActivated, RelationChanged, RelationEnded};
 use vbp_contracts::issues as c;
-use vbp_contracts::{Event, RpcOp, Service};
+use vbp_contracts::{Event, Service};
 use vbp_platform::{Platform, ServiceHost};
 
 pub const SERVICE: Service = Service::Issues;
@@ -31,34 +30,24 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("./migrations")
 }
 
-fn op<Op, F, Fut>(rpc: RpcServer, svc: &api::Shared, f: F) -> RpcServer
-where
-    Op: RpcOp,
-    F: Fn(api::Shared, Context, Op::Request) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Op::Response, RpcError>> + Send + 'static,
-{
-    let svc = svc.clone();
-    rpc.route::<Op, _, _>(move |ctx, req| f(svc.clone(), ctx, req))
-}
-
 /// Every operation of [`vbp_contracts::issues::OPERATIONS`].
 pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
-    let rpc = op::<c::IssueFile, _, _>(rpc, svc, api::issue_file);
-    let rpc = op::<c::IssueGet, _, _>(rpc, svc, api::issue_get);
-    let rpc = op::<c::IssueListOp, _, _>(rpc, svc, api::issue_list);
-    let rpc = op::<c::IssueRespond, _, _>(rpc, svc, api::issue_respond);
-    let rpc = op::<c::IssueEscalate, _, _>(rpc, svc, api::issue_escalate);
-    let rpc = op::<c::IssueFeedback, _, _>(rpc, svc, api::issue_feedback);
-    let rpc = op::<c::IssueConfirm, _, _>(rpc, svc, api::issue_confirm);
-    let rpc = op::<c::IssueReopen, _, _>(rpc, svc, api::issue_reopen);
-    let rpc = op::<c::DeadlinePreviewOp, _, _>(rpc, svc, api::deadline_preview);
-    let rpc = op::<c::LedgerOp, _, _>(rpc, svc, api::ledger);
-    let rpc = op::<c::LedgerExportOp, _, _>(rpc, svc, api::ledger_export);
-    let rpc = op::<c::IssueMarkFalse, _, _>(rpc, svc, api::issue_mark_false);
-    let rpc = op::<c::WorkListOp, _, _>(rpc, svc, api::work_list);
-    let rpc = op::<c::EvidenceBegin, _, _>(rpc, svc, api::evidence_begin);
-    let rpc = op::<c::EvidenceUpload, _, _>(rpc, svc, api::evidence_upload);
-    op::<c::EvidenceGet, _, _>(rpc, svc, api::evidence_get)
+    let rpc = rpc.route_with::<c::IssueFile, _, _, _>(svc, api::issue_file);
+    let rpc = rpc.route_with::<c::IssueGet, _, _, _>(svc, api::issue_get);
+    let rpc = rpc.route_with::<c::IssueListOp, _, _, _>(svc, api::issue_list);
+    let rpc = rpc.route_with::<c::IssueRespond, _, _, _>(svc, api::issue_respond);
+    let rpc = rpc.route_with::<c::IssueEscalate, _, _, _>(svc, api::issue_escalate);
+    let rpc = rpc.route_with::<c::IssueFeedback, _, _, _>(svc, api::issue_feedback);
+    let rpc = rpc.route_with::<c::IssueConfirm, _, _, _>(svc, api::issue_confirm);
+    let rpc = rpc.route_with::<c::IssueReopen, _, _, _>(svc, api::issue_reopen);
+    let rpc = rpc.route_with::<c::DeadlinePreviewOp, _, _, _>(svc, api::deadline_preview);
+    let rpc = rpc.route_with::<c::LedgerOp, _, _, _>(svc, api::ledger);
+    let rpc = rpc.route_with::<c::LedgerExportOp, _, _, _>(svc, api::ledger_export);
+    let rpc = rpc.route_with::<c::IssueMarkFalse, _, _, _>(svc, api::issue_mark_false);
+    let rpc = rpc.route_with::<c::WorkListOp, _, _, _>(svc, api::work_list);
+    let rpc = rpc.route_with::<c::EvidenceBegin, _, _, _>(svc, api::evidence_begin);
+    let rpc = rpc.route_with::<c::EvidenceUpload, _, _, _>(svc, api::evidence_upload);
+    rpc.route_with::<c::EvidenceGet, _, _, _>(svc, api::evidence_get)
 }
 
 /// The evidence bucket, created on first start.

@@ -17,15 +17,14 @@ pub mod store;
 pub mod timers;
 pub mod volumes;
 
-use std::future::Future;
 use std::sync::Arc;
 
-use vbp_bus::{ConsumerSpec, Context, RpcError, RpcServer};
+use vbp_bus::{ConsumerSpec, RpcServer};
 use vbp_contracts::agreements::AgreedVolumeSet;
 use vbp_contracts::agreements::{OrgRegistered, OrgUpdated, PeriodOpened, SupplyListPublished};
 use vbp_contracts::distribution::{RelationActivated, RelationChanged, RelationEnded};
 use vbp_contracts::orders as c;
-use vbp_contracts::{Event, RpcOp, Service};
+use vbp_contracts::{Event, Service};
 use vbp_platform::{Platform, ServiceHost};
 
 pub const SERVICE: Service = Service::Orders;
@@ -35,41 +34,33 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("./migrations")
 }
 
-fn op<Op, F, Fut>(rpc: RpcServer, svc: &api::Shared, f: F) -> RpcServer
-where
-    Op: RpcOp,
-    F: Fn(api::Shared, Context, Op::Request) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Op::Response, RpcError>> + Send + 'static,
-{
-    let svc = svc.clone();
-    rpc.route::<Op, _, _>(move |ctx, req| f(svc.clone(), ctx, req))
-}
-
 /// Every operation of [`vbp_contracts::orders::OPERATIONS`].
 pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
     use api::shortage as sh;
     use api::{orders as o, queries as q, settlement as s};
-    let rpc = op::<c::OrderPlace, _, _>(rpc, svc, o::order_place);
-    let rpc = op::<c::OrderRespond, _, _>(rpc, svc, o::order_respond);
-    let rpc = op::<c::ShipmentDispatch, _, _>(rpc, svc, o::shipment_dispatch);
-    let rpc = op::<c::ShipmentReceive, _, _>(rpc, svc, o::shipment_receive);
-    let rpc = op::<c::ReceiptAccept, _, _>(rpc, svc, o::receipt_accept);
-    let rpc = op::<c::InvoiceIssue, _, _>(rpc, svc, s::invoice_issue);
-    let rpc = op::<c::SettlementPay, _, _>(rpc, svc, s::settlement_pay);
-    let rpc = op::<c::OfflinePurchaseDeclare, _, _>(rpc, svc, s::offline_purchase_declare);
-    let rpc = op::<c::OrderGet, _, _>(rpc, svc, q::order_get);
-    let rpc = op::<c::OrderListOp, _, _>(rpc, svc, q::order_list);
-    let rpc = op::<c::IngestRejectionListOp, _, _>(rpc, svc, q::ingest_rejection_list);
-    let rpc = op::<c::AcceptanceListOp, _, _>(rpc, svc, q::acceptance_list);
-    let rpc = op::<c::RatesExport, _, _>(rpc, svc, q::rates_export);
-    let rpc = op::<c::SettlementMoveOffline, _, _>(rpc, svc, s::settlement_move_offline);
-    let rpc = op::<c::OfflineSettlementListOp, _, _>(rpc, svc, s::offline_settlement_list);
-    let rpc = op::<c::ShortageFlag, _, _>(rpc, svc, sh::shortage_flag);
-    let rpc = op::<c::ShortageLift, _, _>(rpc, svc, sh::shortage_lift);
-    let rpc = op::<c::ShortageListOp, _, _>(rpc, svc, sh::shortage_list);
-    let rpc = op::<c::SubstituteRecord, _, _>(rpc, svc, sh::substitute_record);
-    let rpc = op::<c::SubstituteListOp, _, _>(rpc, svc, sh::substitute_list);
-    op::<c::RatesGet, _, _>(rpc, svc, q::rates_get)
+    let rpc = rpc.route_with::<c::OrderPlace, _, _, _>(svc, o::order_place);
+    let rpc = rpc.route_with::<c::OrderRespond, _, _, _>(svc, o::order_respond);
+    let rpc = rpc.route_with::<c::ShipmentDispatch, _, _, _>(svc, o::shipment_dispatch);
+    let rpc = rpc.route_with::<c::ShipmentReceive, _, _, _>(svc, o::shipment_receive);
+    let rpc = rpc.route_with::<c::ReceiptAccept, _, _, _>(svc, o::receipt_accept);
+    let rpc = rpc.route_with::<c::InvoiceIssue, _, _, _>(svc, s::invoice_issue);
+    let rpc = rpc.route_with::<c::SettlementPay, _, _, _>(svc, s::settlement_pay);
+    let rpc =
+        rpc.route_with::<c::OfflinePurchaseDeclare, _, _, _>(svc, s::offline_purchase_declare);
+    let rpc = rpc.route_with::<c::OrderGet, _, _, _>(svc, q::order_get);
+    let rpc = rpc.route_with::<c::OrderListOp, _, _, _>(svc, q::order_list);
+    let rpc = rpc.route_with::<c::IngestRejectionListOp, _, _, _>(svc, q::ingest_rejection_list);
+    let rpc = rpc.route_with::<c::AcceptanceListOp, _, _, _>(svc, q::acceptance_list);
+    let rpc = rpc.route_with::<c::RatesExport, _, _, _>(svc, q::rates_export);
+    let rpc = rpc.route_with::<c::SettlementMoveOffline, _, _, _>(svc, s::settlement_move_offline);
+    let rpc =
+        rpc.route_with::<c::OfflineSettlementListOp, _, _, _>(svc, s::offline_settlement_list);
+    let rpc = rpc.route_with::<c::ShortageFlag, _, _, _>(svc, sh::shortage_flag);
+    let rpc = rpc.route_with::<c::ShortageLift, _, _, _>(svc, sh::shortage_lift);
+    let rpc = rpc.route_with::<c::ShortageListOp, _, _, _>(svc, sh::shortage_list);
+    let rpc = rpc.route_with::<c::SubstituteRecord, _, _, _>(svc, sh::substitute_record);
+    let rpc = rpc.route_with::<c::SubstituteListOp, _, _, _>(svc, sh::substitute_list);
+    rpc.route_with::<c::RatesGet, _, _, _>(svc, q::rates_get)
 }
 
 /// Runs the service until the platform shuts down.

@@ -16,14 +16,13 @@ pub mod ledger;
 pub mod store;
 pub mod timers;
 
-use std::future::Future;
 use std::sync::Arc;
 
-use vbp_bus::{ConsumerSpec, Context, RpcError, RpcServer};
+use vbp_bus::{ConsumerSpec, RpcServer};
 use vbp_contracts::agreements::{AgreementStateChanged, PeriodOpened, SupplyListPublished};
 use vbp_contracts::orders::SettlementPaid;
 use vbp_contracts::prepayment as c;
-use vbp_contracts::{Event, RpcOp, Service};
+use vbp_contracts::{Event, Service};
 use vbp_platform::{Platform, ServiceHost};
 
 pub const SERVICE: Service = Service::Prepayment;
@@ -33,27 +32,17 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("./migrations")
 }
 
-fn op<Op, F, Fut>(rpc: RpcServer, svc: &api::Shared, f: F) -> RpcServer
-where
-    Op: RpcOp,
-    F: Fn(api::Shared, Context, Op::Request) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Op::Response, RpcError>> + Send + 'static,
-{
-    let svc = svc.clone();
-    rpc.route::<Op, _, _>(move |ctx, req| f(svc.clone(), ctx, req))
-}
-
 /// Every operation of [`vbp_contracts::prepayment::OPERATIONS`].
 pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
-    let rpc = op::<c::LedgerGet, _, _>(rpc, svc, api::ledger_get);
-    let rpc = op::<c::LedgerListOp, _, _>(rpc, svc, api::ledger_list);
-    let rpc = op::<c::LedgerApprove, _, _>(rpc, svc, api::ledger_approve);
-    let rpc = op::<c::LedgerDisburse, _, _>(rpc, svc, api::ledger_disburse);
-    let rpc = op::<c::RegionSummaryOp, _, _>(rpc, svc, api::region_summary);
-    let rpc = op::<c::LedgerRecalculate, _, _>(rpc, svc, api::ledger_recalculate);
-    let rpc = op::<c::PeriodClose, _, _>(rpc, svc, api::period_close);
-    let rpc = op::<c::StatementExport, _, _>(rpc, svc, exports::statement_export);
-    op::<c::SummaryExport, _, _>(rpc, svc, exports::summary_export)
+    let rpc = rpc.route_with::<c::LedgerGet, _, _, _>(svc, api::ledger_get);
+    let rpc = rpc.route_with::<c::LedgerListOp, _, _, _>(svc, api::ledger_list);
+    let rpc = rpc.route_with::<c::LedgerApprove, _, _, _>(svc, api::ledger_approve);
+    let rpc = rpc.route_with::<c::LedgerDisburse, _, _, _>(svc, api::ledger_disburse);
+    let rpc = rpc.route_with::<c::RegionSummaryOp, _, _, _>(svc, api::region_summary);
+    let rpc = rpc.route_with::<c::LedgerRecalculate, _, _, _>(svc, api::ledger_recalculate);
+    let rpc = rpc.route_with::<c::PeriodClose, _, _, _>(svc, api::period_close);
+    let rpc = rpc.route_with::<c::StatementExport, _, _, _>(svc, exports::statement_export);
+    rpc.route_with::<c::SummaryExport, _, _, _>(svc, exports::summary_export)
 }
 
 /// Runs the service until the platform shuts down.

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use vbp_bus::{Handler, HandlerError, Incoming};
 use vbp_contracts::Event;
 use vbp_contracts::agreements::{
-    AgreedVolumeSet, FlagRaised, OrgRecord, OrgRegistered, OrgUpdated, PeriodOpened,
+    AgreedVolumeSet, FlagRaised, OrgRegistered, OrgUpdated, PeriodOpened,
 };
 use vbp_contracts::issues::IssueRepeated;
 use vbp_contracts::orders::{
@@ -31,24 +31,6 @@ fn transient(e: impl std::fmt::Display) -> HandlerError {
     HandlerError::transient(e.to_string())
 }
 
-async fn upsert_org(conn: &mut PgConnection, r: &OrgRecord) -> Result<(), HandlerError> {
-    sqlx::query(
-        "INSERT INTO orgs (id, kind, name, region, active, revision) VALUES ($1,$2,$3,$4,$5,$6) \
-         ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name, \
-         region = EXCLUDED.region, active = EXCLUDED.active, revision = EXCLUDED.revision \
-         WHERE orgs.revision < EXCLUDED.revision",
-    )
-    .bind(r.org.as_uuid())
-    .bind(r.kind.as_str())
-    .bind(&r.name)
-    .bind(r.region.as_u32() as i32)
-    .bind(r.active)
-    .bind(r.revision)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// `agreements.org.*`, `period.opened`, `agreed_volume.set`, `flag.raised`.
 pub struct Agreements;
 
@@ -58,10 +40,10 @@ impl Handler for Agreements {
         let t = msg.meta.event_type.as_str();
         if t == OrgRegistered::event_type() {
             let ev: OrgRegistered = msg.json()?;
-            upsert_org(conn, &ev.record).await?;
+            vbp_platform::directory::upsert_org(conn, &ev.record).await?;
         } else if t == OrgUpdated::event_type() {
             let ev: OrgUpdated = msg.json()?;
-            upsert_org(conn, &ev.record).await?;
+            vbp_platform::directory::upsert_org(conn, &ev.record).await?;
         } else if t == PeriodOpened::event_type() {
             let ev: PeriodOpened = msg.json()?;
             sqlx::query(

@@ -17,10 +17,9 @@ pub mod detect;
 pub mod domain;
 pub mod monitor;
 
-use std::future::Future;
 use std::sync::Arc;
 
-use vbp_bus::{ConsumerSpec, Context, RpcError, RpcServer};
+use vbp_bus::{ConsumerSpec, RpcServer};
 use vbp_contracts::agreements::{
     AgreedVolumeSet, FlagRaised, OrgRegistered, OrgUpdated, PeriodOpened,
 };
@@ -30,7 +29,7 @@ use vbp_contracts::orders::{
     ShipmentDispatched,
 };
 use vbp_contracts::supervision as c;
-use vbp_contracts::{Event, RpcOp, Service};
+use vbp_contracts::{Event, Service};
 use vbp_platform::{Platform, ServiceHost};
 
 pub const SERVICE: Service = Service::Supervision;
@@ -40,30 +39,20 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("./migrations")
 }
 
-fn op<Op, F, Fut>(rpc: RpcServer, svc: &api::Shared, f: F) -> RpcServer
-where
-    Op: RpcOp,
-    F: Fn(api::Shared, Context, Op::Request) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Op::Response, RpcError>> + Send + 'static,
-{
-    let svc = svc.clone();
-    rpc.route::<Op, _, _>(move |ctx, req| f(svc.clone(), ctx, req))
-}
-
 /// Every operation of [`vbp_contracts::supervision::OPERATIONS`].
 pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
-    let rpc = op::<c::ProgressWeekly, _, _>(rpc, svc, monitor::progress_weekly);
-    let rpc = op::<c::WorkItemsGenerate, _, _>(rpc, svc, monitor::work_items_generate);
-    let rpc = op::<c::WorkItemsList, _, _>(rpc, svc, monitor::work_items_list);
-    let rpc = op::<c::WorkItemsExport, _, _>(rpc, svc, monitor::work_items_export);
-    let rpc = op::<c::Assessment, _, _>(rpc, svc, monitor::assessment);
-    let rpc = op::<c::CreditFile, _, _>(rpc, svc, credit::credit_file);
-    let rpc = op::<c::CreditGet, _, _>(rpc, svc, credit::credit_get);
-    let rpc = op::<c::CreditList, _, _>(rpc, svc, credit::credit_list);
-    let rpc = op::<c::CreditRectify, _, _>(rpc, svc, credit::credit_rectify);
-    let rpc = op::<c::CreditClose, _, _>(rpc, svc, credit::credit_close);
-    let rpc = op::<c::FindingsList, _, _>(rpc, svc, api::findings_list);
-    op::<c::ThresholdsGet, _, _>(rpc, svc, api::thresholds)
+    let rpc = rpc.route_with::<c::ProgressWeekly, _, _, _>(svc, monitor::progress_weekly);
+    let rpc = rpc.route_with::<c::WorkItemsGenerate, _, _, _>(svc, monitor::work_items_generate);
+    let rpc = rpc.route_with::<c::WorkItemsList, _, _, _>(svc, monitor::work_items_list);
+    let rpc = rpc.route_with::<c::WorkItemsExport, _, _, _>(svc, monitor::work_items_export);
+    let rpc = rpc.route_with::<c::Assessment, _, _, _>(svc, monitor::assessment);
+    let rpc = rpc.route_with::<c::CreditFile, _, _, _>(svc, credit::credit_file);
+    let rpc = rpc.route_with::<c::CreditGet, _, _, _>(svc, credit::credit_get);
+    let rpc = rpc.route_with::<c::CreditList, _, _, _>(svc, credit::credit_list);
+    let rpc = rpc.route_with::<c::CreditRectify, _, _, _>(svc, credit::credit_rectify);
+    let rpc = rpc.route_with::<c::CreditClose, _, _, _>(svc, credit::credit_close);
+    let rpc = rpc.route_with::<c::FindingsList, _, _, _>(svc, api::findings_list);
+    rpc.route_with::<c::ThresholdsGet, _, _, _>(svc, api::thresholds)
 }
 
 /// Runs the service until the platform shuts down.

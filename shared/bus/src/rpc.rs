@@ -203,6 +203,19 @@ impl RpcServer {
         })
     }
 
+    /// [`RpcServer::route`] for a handler that takes the service's shared
+    /// state first, cloned into each call.
+    pub fn route_with<Op, S, F, Fut>(self, state: &S, handler: F) -> Self
+    where
+        Op: RpcOp,
+        S: Clone + Send + Sync + 'static,
+        F: Fn(S, Context, Op::Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Op::Response, RpcError>> + Send + 'static,
+    {
+        let state = state.clone();
+        self.route::<Op, _, _>(move |ctx, req| handler(state.clone(), ctx, req))
+    }
+
     /// An operation on raw bytes.
     pub fn route_raw<F, Fut>(mut self, operation: &str, handler: F) -> Self
     where

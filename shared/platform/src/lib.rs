@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod db;
+pub mod directory;
 pub mod health;
 pub mod host;
 pub mod reconcile;

@@ -20,10 +20,11 @@ use crate::store::ingest::{self as store, Outcome, Pending};
 
 pub const PENDING_TIMER: &str = "ingest_pending";
 
+/// The expiry timer's payload.
 #[derive(Debug, Serialize, Deserialize)]
-struct Key {
-    integrator: String,
-    external_id: String,
+pub(super) struct Key {
+    pub integrator: String,
+    pub external_id: String,
 }
 
 fn arrived(p: &Pending) -> Arrived<'_> {

@@ -23,7 +23,7 @@ use crate::store::ingest::{self as queue, Outcome, Pending};
 use crate::store::{self, FactAsk, LineFacts, OrgRow, PeriodRow};
 use crate::timers::PAYMENT_DUE_TIMER;
 
-use super::pending::PENDING_TIMER;
+use super::pending::{self, PENDING_TIMER};
 
 /// An order as the batch sees it.
 pub struct Entry {
@@ -374,15 +374,18 @@ impl Unit {
 
     pub async fn park(&mut self, conn: &mut PgConnection, p: Pending) -> Result<(), HandlerError> {
         let key = timer_key(&p.integrator, &p.external_id);
+        let payload = serde_json::to_value(pending::Key {
+            integrator: p.integrator.clone(),
+            external_id: p.external_id.clone(),
+        })
+        .map_err(|e| HandlerError::permanent(e.to_string()))?;
         self.pending_timers.insert(
-            key,
+            key.clone(),
             Some(NewTimer {
-                key: timer_key(&p.integrator, &p.external_id),
+                key,
                 due_at: p.expires_at,
                 correlation: Some(p.meta.correlation),
-                payload: serde_json::json!({
-                    "integrator": p.integrator, "external_id": p.external_id
-                }),
+                payload,
             }),
         );
         self.outcome(Outcome {
