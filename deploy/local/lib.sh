@@ -320,6 +320,8 @@ _pg_write_conf() {
         echo "# durability stays on: tests and benchmarks measure it"
         echo "fsync = on"
         echo "synchronous_commit = on"
+        # extra settings, one per line (e.g. shared_preload_libraries = 'pg_stat_statements' to profile)
+        [[ -z ${VBP_PG_SETTINGS:-} ]] || printf '%s\n' "$VBP_PG_SETTINGS"
     } >"$f"
     [[ -z $PG_USER ]] || chown "$PG_USER:" "$f"
 }

@@ -110,7 +110,7 @@ pub async fn unsent_outbox(pool: &PgPool) -> i64 {
     let mut total = 0;
     for service in Service::BACKENDS {
         let schema = vbp_platform::db::schema_name(service);
-        let sql = format!("SELECT count(*) FROM {schema}.outbox WHERE sent_at IS NULL");
+        let sql = format!("SELECT count(*) FROM {schema}.outbox_pending");
         total += sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
             .fetch_one(pool)
             .await

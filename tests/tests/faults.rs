@@ -553,7 +553,7 @@ mod faults {
             },
         )
         .await;
-        let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_pending")
             .fetch_one(&orders)
             .await
             .expect("outbox");

@@ -86,9 +86,12 @@ pub async fn run(platform: Platform) -> anyhow::Result<()> {
     let ns = &platform.ns;
     let mut ingest_spec = ConsumerSpec::new("ingest", ingest_stream, vec![ns.ingest_all()]);
     ingest_spec.ingest = true;
+    // Claims (integrator, external id) are the idempotency record.
+    ingest_spec.record_inbox = false;
     ingest_spec.batch_mode = ingest_settings.ingest_batch_mode;
     ingest_spec.batch = ingest_settings.ingest_batch;
     ingest_spec.linger = std::time::Duration::from_millis(ingest_settings.ingest_linger_ms);
+    ingest_spec.lanes = ingest_settings.ingest_lanes;
     let ingest_handler = ingest::Ingest::new(svc.clone(), ingest_settings);
     host.rpc(|rpc| {
         vbp_platform::reconcile::route(routes(rpc, &svc), svc.pool.clone(), figures::read)

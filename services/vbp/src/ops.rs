@@ -51,10 +51,9 @@ pub async fn backlog() -> anyhow::Result<()> {
     let config = Config::load()?;
     for service in Service::BACKENDS {
         let pool = db::admin_pool_in(&config, service)?;
-        let n: Result<i64, _> =
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-                .fetch_one(&pool)
-                .await;
+        let n: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM outbox_pending")
+            .fetch_one(&pool)
+            .await;
         match n {
             Ok(n) => println!("{service}: {n}"),
             Err(e) => println!("{service}: unavailable ({e})"),

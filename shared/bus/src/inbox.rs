@@ -107,6 +107,14 @@ pub trait Handler: Send + Sync + 'static {
         }
         Ok(())
     }
+
+    /// The lane a message takes when the consumer runs several
+    /// ([`ConsumerSpec::lanes`]): messages that must apply in stream order
+    /// relative to each other return the same key. Read from the raw message
+    /// so the split costs no decoding.
+    fn lane_key(&self, _subject: &str, _payload: &[u8]) -> u64 {
+        0
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -129,11 +137,23 @@ pub struct ConsumerSpec {
     pub batch_mode: bool,
     /// Integrator messages carry only `Nats-Msg-Id` (see `codec::decode_ingest`).
     pub ingest: bool,
+    /// Whether an applied message gets an inbox row. A handler that keeps
+    /// its own idempotency record in the same transaction (ingest claims by
+    /// integrator and external id) turns this off and saves a row per
+    /// message; dead letters still get theirs, so a redelivered parked
+    /// message is not applied behind the operator's back.
+    pub record_inbox: bool,
     pub ack_wait: Duration,
     /// How long a batch that is not full waits for more messages once the
     /// first has come: messages arrive from the server in small bursts, and
     /// a handler whose cost is mostly per batch gains from fuller ones.
     pub linger: Duration,
+    /// Transactions in flight at once. A fetched batch is split by
+    /// [`Handler::lane_key`]; each lane applies its share in order, in its
+    /// own transaction, while the others (and the next fetch) proceed, so
+    /// one batch's commit no longer stalls the next one's work. Messages
+    /// with one key never overtake each other.
+    pub lanes: usize,
 }
 
 impl ConsumerSpec {
@@ -158,8 +178,10 @@ impl ConsumerSpec {
             batch: 200,
             batch_mode: true,
             ingest: false,
+            record_inbox: true,
             ack_wait: Duration::from_secs(30),
             linger: Duration::ZERO,
+            lanes: 1,
         }
     }
 }
@@ -255,36 +277,70 @@ impl Consumer {
             .await
             .map_err(BusError::nats)?;
         let mut chunks = messages.ready_chunks(self.spec.batch);
-        let mut housekeeping = tokio::time::interval(Duration::from_secs(2));
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return Ok(()),
-                chunk = chunks.next() => {
-                    let Some(chunk) = chunk else {
-                        return Err(BusError::Nats("message stream ended".into()));
-                    };
-                    let mut batch = Vec::with_capacity(chunk.len());
-                    for msg in chunk {
-                        batch.push(msg.map_err(BusError::nats)?);
-                    }
-                    let until = tokio::time::Instant::now() + self.spec.linger;
-                    while batch.len() < self.spec.batch {
-                        let Ok(Some(more)) = tokio::time::timeout_at(until, chunks.next()).await
-                        else {
-                            break;
+        let lanes = self.spec.lanes.max(1);
+        // One batch queued per lane: the next fetch overlaps the work in hand
+        // without fetching far ahead of it.
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..lanes)
+            .map(|_| tokio::sync::mpsc::channel::<Vec<jetstream::Message>>(1))
+            .unzip();
+        let workers = futures::future::join_all(receivers.into_iter().map(|mut rx| async move {
+            while let Some(batch) = rx.recv().await {
+                self.process(batch).await;
+            }
+        }));
+        let fetch = async move {
+            let mut housekeeping = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return Ok(()),
+                    chunk = chunks.next() => {
+                        let Some(chunk) = chunk else {
+                            return Err(BusError::Nats("message stream ended".into()));
                         };
-                        for msg in more {
+                        let mut batch = Vec::with_capacity(chunk.len());
+                        for msg in chunk {
                             batch.push(msg.map_err(BusError::nats)?);
                         }
+                        let until = tokio::time::Instant::now() + self.spec.linger;
+                        while batch.len() < self.spec.batch {
+                            let Ok(Some(more)) = tokio::time::timeout_at(until, chunks.next()).await
+                            else {
+                                break;
+                            };
+                            for msg in more {
+                                batch.push(msg.map_err(BusError::nats)?);
+                            }
+                        }
+                        for (lane, share) in self.split(batch, lanes).into_iter().enumerate() {
+                            if !share.is_empty() && senders[lane].send(share).await.is_err() {
+                                return Err(BusError::Nats("consumer lane stopped".into()));
+                            }
+                        }
                     }
-                    self.process(batch).await;
-                }
-                _ = housekeeping.tick() => {
-                    self.housekeeping(&consumer).await;
+                    _ = housekeeping.tick() => {
+                        self.housekeeping(&consumer).await;
+                    }
                 }
             }
+        };
+        // `fetch` returning drops the senders: every lane finishes what it
+        // holds, then stops.
+        let (outcome, _) = tokio::join!(fetch, workers);
+        outcome
+    }
+
+    /// Shares of a batch by lane, each in stream order.
+    fn split(&self, batch: Vec<jetstream::Message>, lanes: usize) -> Vec<Vec<jetstream::Message>> {
+        if lanes == 1 {
+            return vec![batch];
         }
+        let mut shares: Vec<Vec<jetstream::Message>> = (0..lanes).map(|_| Vec::new()).collect();
+        for msg in batch {
+            let lane = self.handler.lane_key(&msg.subject, &msg.payload) % lanes as u64;
+            shares[lane as usize].push(msg);
+        }
+        shares
     }
 
     async fn housekeeping(&self, consumer: &jetstream::consumer::Consumer<pull::Config>) {
@@ -353,13 +409,7 @@ impl Consumer {
     async fn process_batch(&self, batch: &[(jetstream::Message, Incoming)]) -> bool {
         let outcome: Result<Option<(usize, usize)>, BusError> = async {
             let mut tx = self.pool.begin().await?;
-            let fresh = insert_inbox_rows(
-                &mut tx,
-                &self.spec.name,
-                batch.iter().map(|(_, i)| i),
-                "applied",
-            )
-            .await?;
+            let fresh = self.fresh(&mut tx, batch.iter().map(|(_, i)| i)).await?;
             let mut seen = HashSet::new();
             let todo: Vec<&Incoming> = batch
                 .iter()
@@ -456,14 +506,10 @@ impl Consumer {
     /// The inbox transaction for one message.
     pub(crate) async fn apply_one(&self, incoming: &Incoming) -> Result<Applied, HandlerFailure> {
         let mut tx = self.pool.begin().await.map_err(HandlerFailure::infra)?;
-        let fresh = insert_inbox_rows(
-            &mut tx,
-            &self.spec.name,
-            std::iter::once(incoming),
-            "applied",
-        )
-        .await
-        .map_err(HandlerFailure::infra)?;
+        let fresh = self
+            .fresh(&mut tx, std::iter::once(incoming))
+            .await
+            .map_err(HandlerFailure::infra)?;
         if fresh.is_empty() {
             return Ok(Applied::Duplicate);
         }
@@ -473,6 +519,29 @@ impl Consumer {
             .map_err(HandlerFailure::Handler)?;
         tx.commit().await.map_err(HandlerFailure::infra)?;
         Ok(Applied::Yes)
+    }
+
+    /// The messages not seen before: inbox rows written for them, or, when
+    /// the handler keeps its own record, those without a dead letter.
+    async fn fresh<'a>(
+        &self,
+        conn: &mut PgConnection,
+        incoming: impl Iterator<Item = &'a Incoming>,
+    ) -> Result<HashSet<uuid::Uuid>, sqlx::Error> {
+        if self.spec.record_inbox {
+            return insert_inbox_rows(conn, &self.spec.name, incoming, "applied").await;
+        }
+        let ids: Vec<uuid::Uuid> = incoming.map(|i| i.meta.id.as_uuid()).collect();
+        let dead: HashSet<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT event_id FROM inbox WHERE consumer = $1 AND event_id = ANY($2)",
+        )
+        .bind(&self.spec.name)
+        .bind(&ids)
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .collect();
+        Ok(ids.into_iter().filter(|id| !dead.contains(id)).collect())
     }
 
     fn backoff(&self, delivered: i64) -> Duration {

@@ -74,10 +74,12 @@ impl Outbox {
             .collect::<Result<Vec<_>, _>>()?;
         let (traceparent, tracestate) = crate::trace::current_carrier();
         sqlx::query(
-            "INSERT INTO outbox (id, subject, event_type, version, correlation, causation, actor, \
-             traceparent, tracestate, payload, occurred_at) \
+            "WITH o AS (INSERT INTO outbox (id, subject, event_type, version, correlation, \
+             causation, actor, traceparent, tracestate, payload, occurred_at) \
              SELECT u.id, $3, $4, $5, $6, $7, $8, $9, $10, u.payload::jsonb, $11 \
-             FROM UNNEST($1::uuid[], $2::text[]) WITH ORDINALITY AS u(id, payload, n) ORDER BY u.n",
+             FROM UNNEST($1::uuid[], $2::text[]) WITH ORDINALITY AS u(id, payload, n) ORDER BY u.n \
+             RETURNING seq) \
+             INSERT INTO outbox_pending (seq) SELECT seq FROM o",
         )
         .bind(&uuids)
         .bind(&payloads)
@@ -130,14 +132,16 @@ impl Outbox {
         let correlations: Vec<uuid::Uuid> = events.iter().map(|e| e.correlation).collect();
         let causations: Vec<Option<uuid::Uuid>> = events.iter().map(|e| e.causation).collect();
         sqlx::query(
-            "INSERT INTO outbox (id, subject, event_type, version, correlation, causation, actor, \
-             traceparent, tracestate, payload, occurred_at) \
+            "WITH o AS (INSERT INTO outbox (id, subject, event_type, version, correlation, \
+             causation, actor, traceparent, tracestate, payload, occurred_at) \
              SELECT u.id, u.subject, u.event_type, u.version, u.correlation, u.causation, \
              u.actor::jsonb, u.traceparent, u.tracestate, u.payload::jsonb, $11 \
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int[], $5::uuid[], $6::uuid[], \
              $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY \
              AS u(id, subject, event_type, version, correlation, causation, actor, traceparent, \
-             tracestate, payload, n) ORDER BY u.n",
+             tracestate, payload, n) ORDER BY u.n \
+             RETURNING seq) \
+             INSERT INTO outbox_pending (seq) SELECT seq FROM o",
         )
         .bind(&ids)
         .bind(col(|e| Some(e.subject.clone())))
@@ -168,9 +172,10 @@ impl Outbox {
         let id = EventId::new();
         let (traceparent, tracestate) = crate::trace::current_carrier();
         sqlx::query(
-            "INSERT INTO outbox (id, subject, event_type, version, correlation, causation, actor, \
-             traceparent, tracestate, payload, occurred_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "WITH o AS (INSERT INTO outbox (id, subject, event_type, version, correlation, \
+             causation, actor, traceparent, tracestate, payload, occurred_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq) \
+             INSERT INTO outbox_pending (seq) SELECT seq FROM o",
         )
         .bind(id.as_uuid())
         .bind(subject)
@@ -326,10 +331,9 @@ impl Relay {
     }
 
     async fn record_backlog(&self) {
-        if let Ok(n) =
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-                .fetch_one(&self.pool)
-                .await
+        if let Ok(n) = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox_pending")
+            .fetch_one(&self.pool)
+            .await
         {
             metrics::OUTBOX_BACKLOG
                 .with_label_values(&[self.service.as_str()])
@@ -341,18 +345,25 @@ impl Relay {
     /// number of rows claimed.
     pub async fn relay_once(&self) -> Result<usize, BusError> {
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT seq, id, subject, event_type, version, correlation, causation, actor, \
-             traceparent, tracestate, payload::text AS payload, occurred_at, generation \
-             FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+        // Claimed first, read second: as one join the planner may scan the
+        // whole outbox for a few hundred rows.
+        let claimed: Vec<i64> = sqlx::query_scalar(
+            "SELECT seq FROM outbox_pending ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(self.settings.batch)
         .fetch_all(&mut *tx)
         .await?;
-        if rows.is_empty() {
+        if claimed.is_empty() {
             return Ok(0);
         }
-        let claimed = rows.len();
+        let rows = sqlx::query(
+            "SELECT seq, id, subject, event_type, version, correlation, causation, actor, \
+             traceparent, tracestate, payload::text AS payload, occurred_at, generation \
+             FROM outbox WHERE seq = ANY($1) ORDER BY seq",
+        )
+        .bind(&claimed)
+        .fetch_all(&mut *tx)
+        .await?;
         let rows: Vec<Row_> = rows.into_iter().map(decode_row).collect::<Result<_, _>>()?;
 
         let mut pending = Vec::with_capacity(rows.len());
@@ -371,19 +382,22 @@ impl Relay {
         }))
         .await;
 
-        let mut sent = Vec::with_capacity(rows.len());
+        // Entries whose row is gone have nothing to send and leave the queue too.
         let mut failed = Vec::new();
         let mut first_error = None;
         for (row, ack) in rows.iter().zip(acks) {
-            match ack {
-                Ok(()) => sent.push(row.seq),
-                Err(e) => {
-                    failed.push(row.seq);
-                    first_error.get_or_insert(e);
-                }
+            if let Err(e) = ack {
+                failed.push(row.seq);
+                first_error.get_or_insert(e);
             }
         }
-        sqlx::query("UPDATE outbox SET sent_at = now() WHERE seq = ANY($1)")
+        let sent: Vec<i64> = claimed
+            .iter()
+            .copied()
+            .filter(|seq| !failed.contains(seq))
+            .collect();
+        let claimed = claimed.len();
+        sqlx::query("DELETE FROM outbox_pending WHERE seq = ANY($1)")
             .bind(&sent)
             .execute(&mut *tx)
             .await?;
@@ -416,8 +430,8 @@ impl Relay {
     async fn cleanup(&self) -> Result<u64, BusError> {
         let secs = self.settings.retention.as_secs_f64();
         let done = sqlx::query(
-            "DELETE FROM outbox WHERE sent_at IS NOT NULL \
-             AND recorded_at < now() - make_interval(secs => $1)",
+            "DELETE FROM outbox o WHERE recorded_at < now() - make_interval(secs => $1) \
+             AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.seq = o.seq)",
         )
         .bind(secs)
         .execute(&self.pool)
@@ -464,8 +478,10 @@ fn decode_row(row: sqlx::postgres::PgRow) -> Result<Row_, BusError> {
 /// applied. Returns the number of rows queued.
 pub async fn republish_since(pool: &PgPool, since: DateTime<Utc>) -> Result<u64, BusError> {
     let done = sqlx::query(
-        "UPDATE outbox SET sent_at = NULL, generation = generation + 1 \
-         WHERE recorded_at >= $1 AND sent_at IS NOT NULL",
+        "WITH r AS (UPDATE outbox o SET generation = generation + 1 \
+         WHERE recorded_at >= $1 \
+         AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.seq = o.seq) RETURNING seq) \
+         INSERT INTO outbox_pending (seq) SELECT seq FROM r",
     )
     .bind(since)
     .execute(pool)

@@ -142,6 +142,16 @@ pub trait TimerHandler: Send + Sync + 'static {
     async fn fire(&self, conn: &mut PgConnection, timer: &DueTimer) -> Result<(), HandlerError>;
 }
 
+/// Due timers fired per transaction.
+const FIRE_BATCH: usize = 100;
+
+enum Batch {
+    /// This many fired and committed.
+    Fired(usize),
+    /// Nothing committed; this many were due and go one by one.
+    Failed(usize),
+}
+
 pub struct Scheduler {
     pool: PgPool,
     clock: SharedClock,
@@ -180,83 +190,169 @@ impl Scheduler {
     }
 
     /// Fires every timer due at the clock's current time; returns how many fired.
+    ///
+    /// Due timers are taken in batches of [`FIRE_BATCH`], fired in one
+    /// transaction (at month end a region's payment deadlines fall due
+    /// together); when any of them fails the batch rolls back and its timers
+    /// fire one by one, so one failing timer neither blocks nor repeats the
+    /// others' effects.
     pub async fn tick(&self) -> Result<usize, BusError> {
         let kinds: Vec<String> = self.handlers.keys().cloned().collect();
         let mut fired = 0;
         loop {
             let now = self.clock.now();
-            let mut tx = self.pool.begin().await?;
-            let row = sqlx::query(
-                "SELECT kind, key, due_at, correlation, payload, attempts FROM timers \
-                 WHERE fired_at IS NULL AND due_at <= $1 AND kind = ANY($2) \
-                 ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-            )
-            .bind(now)
-            .bind(&kinds)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
+            let (n, more) = match self.fire_batch(&kinds, now, FIRE_BATCH).await? {
+                Batch::Fired(n) => (n, n == FIRE_BATCH),
+                Batch::Failed(n) => {
+                    let mut ok = 0;
+                    for _ in 0..n {
+                        match self.fire_one(&kinds, now).await? {
+                            None => break,
+                            Some(true) => ok += 1,
+                            Some(false) => {}
+                        }
+                    }
+                    (ok, true)
+                }
+            };
+            fired += n;
+            if !more {
                 self.record_backlog(&kinds, now).await;
                 return Ok(fired);
-            };
-            let timer = DueTimer {
-                kind: row.try_get("kind")?,
-                key: row.try_get("key")?,
-                due_at: row.try_get("due_at")?,
-                correlation: row
-                    .try_get::<Option<uuid::Uuid>, _>("correlation")?
-                    .map(CorrelationId::from_uuid),
-                payload: row.try_get("payload")?,
-                attempt: row.try_get::<i32, _>("attempts")? + 1,
-            };
-            let handler = self.handlers[&timer.kind].clone();
-            let span = tracing::info_span!("timer", kind = %timer.kind, key = %timer.key);
-            let outcome = {
-                use tracing::Instrument;
-                handler.fire(&mut tx, &timer).instrument(span).await
-            };
-            match outcome {
-                Ok(()) => {
-                    // Only the occurrence that fired: a handler that re-armed its own
-                    // (kind, key) moved `due_at`, and that new timer must stay armed.
-                    sqlx::query(
-                        "UPDATE timers SET fired_at = $3, attempts = attempts + 1 \
-                         WHERE kind = $1 AND key = $2 AND due_at = $4 AND fired_at IS NULL",
-                    )
-                    .bind(&timer.kind)
-                    .bind(&timer.key)
-                    .bind(now)
-                    .bind(timer.due_at)
-                    .execute(&mut *tx)
-                    .await?;
-                    tx.commit().await?;
-                    fired += 1;
-                }
-                Err(err) => {
-                    tx.rollback().await?;
-                    let (delay, reason) = match &err {
-                        HandlerError::Permanent(r) => (chrono::Duration::days(3650), r.clone()),
-                        HandlerError::Transient(r) if timer.attempt >= self.max_attempts => (
-                            chrono::Duration::days(3650),
-                            format!("gave up after {} attempts: {r}", timer.attempt),
-                        ),
-                        HandlerError::Transient(r) => (
-                            chrono::Duration::seconds(2i64.pow(timer.attempt.min(10) as u32)),
-                            r.clone(),
-                        ),
-                    };
-                    tracing::warn!(kind = %timer.kind, key = %timer.key, %reason, "timer failed");
-                    sqlx::query(
-                        "UPDATE timers SET attempts = attempts + 1, last_error = $3, due_at = $4 \
-                         WHERE kind = $1 AND key = $2",
-                    )
-                    .bind(&timer.kind)
-                    .bind(&timer.key)
-                    .bind(&reason)
-                    .bind(now + delay)
-                    .execute(&self.pool)
-                    .await?;
-                }
+            }
+        }
+    }
+
+    async fn due(
+        &self,
+        conn: &mut PgConnection,
+        kinds: &[String],
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>, BusError> {
+        let rows = sqlx::query(
+            "SELECT kind, key, due_at, correlation, payload, attempts FROM timers \
+             WHERE fired_at IS NULL AND due_at <= $1 AND kind = ANY($2) \
+             ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(kinds)
+        .bind(limit as i64)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(DueTimer {
+                    kind: row.try_get("kind")?,
+                    key: row.try_get("key")?,
+                    due_at: row.try_get("due_at")?,
+                    correlation: row
+                        .try_get::<Option<uuid::Uuid>, _>("correlation")?
+                        .map(CorrelationId::from_uuid),
+                    payload: row.try_get("payload")?,
+                    attempt: row.try_get::<i32, _>("attempts")? + 1,
+                })
+            })
+            .collect()
+    }
+
+    async fn fire(&self, conn: &mut PgConnection, timer: &DueTimer) -> Result<(), HandlerError> {
+        use tracing::Instrument;
+        let handler = self.handlers[&timer.kind].clone();
+        let span = tracing::info_span!("timer", kind = %timer.kind, key = %timer.key);
+        handler.fire(conn, timer).instrument(span).await
+    }
+
+    /// Only the occurrences that fired: a handler that re-armed its own
+    /// (kind, key) moved `due_at`, and that new timer must stay armed.
+    async fn mark_fired(
+        conn: &mut PgConnection,
+        timers: &[DueTimer],
+        now: DateTime<Utc>,
+    ) -> Result<(), BusError> {
+        let kinds: Vec<&str> = timers.iter().map(|t| t.kind.as_str()).collect();
+        let keys: Vec<&str> = timers.iter().map(|t| t.key.as_str()).collect();
+        let due: Vec<DateTime<Utc>> = timers.iter().map(|t| t.due_at).collect();
+        sqlx::query(
+            "UPDATE timers t SET fired_at = $4, attempts = t.attempts + 1 \
+             FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS f(kind, key, due_at) \
+             WHERE t.kind = f.kind AND t.key = f.key AND t.due_at = f.due_at \
+             AND t.fired_at IS NULL",
+        )
+        .bind(&kinds)
+        .bind(&keys)
+        .bind(&due)
+        .bind(now)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` due timers in one transaction.
+    async fn fire_batch(
+        &self,
+        kinds: &[String],
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Batch, BusError> {
+        let mut tx = self.pool.begin().await?;
+        let timers = self.due(&mut tx, kinds, now, limit).await?;
+        for timer in &timers {
+            if let Err(err) = self.fire(&mut tx, timer).await {
+                tracing::info!(kind = %timer.kind, key = %timer.key, error = ?err,
+                    "timer batch not fired as one; firing its timers one by one");
+                tx.rollback().await?;
+                return Ok(Batch::Failed(timers.len()));
+            }
+        }
+        if !timers.is_empty() {
+            Self::mark_fired(&mut tx, &timers, now).await?;
+        }
+        tx.commit().await?;
+        Ok(Batch::Fired(timers.len()))
+    }
+
+    /// The next due timer alone: whether it fired, `None` when none was due.
+    async fn fire_one(
+        &self,
+        kinds: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Option<bool>, BusError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(timer) = self.due(&mut tx, kinds, now, 1).await?.pop() else {
+            return Ok(None);
+        };
+        match self.fire(&mut tx, &timer).await {
+            Ok(()) => {
+                Self::mark_fired(&mut tx, std::slice::from_ref(&timer), now).await?;
+                tx.commit().await?;
+                Ok(Some(true))
+            }
+            Err(err) => {
+                tx.rollback().await?;
+                let (delay, reason) = match &err {
+                    HandlerError::Permanent(r) => (chrono::Duration::days(3650), r.clone()),
+                    HandlerError::Transient(r) if timer.attempt >= self.max_attempts => (
+                        chrono::Duration::days(3650),
+                        format!("gave up after {} attempts: {r}", timer.attempt),
+                    ),
+                    HandlerError::Transient(r) => (
+                        chrono::Duration::seconds(2i64.pow(timer.attempt.min(10) as u32)),
+                        r.clone(),
+                    ),
+                };
+                tracing::warn!(kind = %timer.kind, key = %timer.key, %reason, "timer failed");
+                sqlx::query(
+                    "UPDATE timers SET attempts = attempts + 1, last_error = $3, due_at = $4 \
+                     WHERE kind = $1 AND key = $2",
+                )
+                .bind(&timer.kind)
+                .bind(&timer.key)
+                .bind(&reason)
+                .bind(now + delay)
+                .execute(&self.pool)
+                .await?;
+                Ok(Some(false))
             }
         }
     }

@@ -238,3 +238,71 @@ async fn two_consumer_replicas_apply_each_event_once() {
     a.cancel();
     b.cancel();
 }
+
+/// Applies events keyed by `n % 3`, logging the order it applied them in.
+struct Keyed;
+
+#[async_trait::async_trait]
+impl vbp_bus::Handler for Keyed {
+    async fn handle(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        msg: &vbp_bus::Incoming,
+    ) -> Result<(), vbp_bus::HandlerError> {
+        let event: common::Noted = msg.json()?;
+        sqlx::query("INSERT INTO lane_log (key, n) VALUES ($1, $2)")
+            .bind(event.n % 3)
+            .bind(event.n)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    fn lane_key(&self, _subject: &str, payload: &[u8]) -> u64 {
+        serde_json::from_slice::<common::Noted>(payload).map_or(0, |e| e.n as u64 % 3)
+    }
+}
+
+#[tokio::test]
+async fn lanes_apply_batches_side_by_side_and_keep_each_keys_order() {
+    let w = World::new().await;
+    sqlx::query("CREATE TABLE lane_log (seq bigserial PRIMARY KEY, key bigint, n bigint)")
+        .execute(&w.consumer)
+        .await
+        .unwrap();
+    let mut spec = w.spec("lanes");
+    spec.lanes = 3;
+    spec.batch = 40;
+    w.produce(0, 600).await;
+    w.relay_all().await;
+    let stop = w.spawn(w.consumer(spec, Keyed));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM lane_log")
+            .fetch_one(&w.consumer)
+            .await
+            .unwrap();
+        if n >= 600 || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT n) FROM lane_log")
+            .fetch_one(&w.consumer)
+            .await
+            .unwrap();
+    assert_eq!((rows, distinct), (600, 600), "each event applied once");
+    let overtaken: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT n, lag(n) OVER (PARTITION BY key ORDER BY seq) AS before \
+         FROM lane_log) t WHERE before > n",
+    )
+    .fetch_one(&w.consumer)
+    .await
+    .unwrap();
+    assert_eq!(
+        overtaken, 0,
+        "an event applied before one published ahead of it with its key"
+    );
+}

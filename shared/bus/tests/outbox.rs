@@ -28,7 +28,7 @@ async fn an_event_exists_iff_its_transaction_committed() {
     w.produce(2, 1).await;
     assert_eq!(w.relay_all().await, 1);
     assert_eq!(w.stream_messages().await, 1);
-    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_pending")
         .fetch_one(&w.producer)
         .await
         .unwrap();
@@ -43,7 +43,7 @@ async fn a_relay_killed_between_publish_and_mark_yields_one_effect_downstream() 
     w.produce(0, 50).await;
     assert_eq!(w.relay_all().await, 50);
     // The crash: JetStream acknowledged, but the mark never committed.
-    sqlx::query("UPDATE outbox SET sent_at = NULL")
+    sqlx::query("INSERT INTO outbox_pending (seq) SELECT seq FROM outbox")
         .execute(&w.producer)
         .await
         .unwrap();

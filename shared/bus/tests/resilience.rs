@@ -26,7 +26,7 @@ async fn nats_stopped_and_restarted_under_a_running_service_loses_nothing() {
     w.produce(200, 100).await;
 
     assert_eq!(w.wait_effects(300, 60).await, (300, 300));
-    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_pending")
         .fetch_one(&w.producer)
         .await
         .unwrap();

@@ -104,8 +104,9 @@ async fn a_cancelled_timer_never_fires_and_a_moved_one_fires_at_its_new_time() {
 #[tokio::test]
 async fn a_failing_timer_is_retried_later_and_two_schedulers_fire_each_timer_once() {
     let w = World::new().await;
+    // Fails in its batch, and again when fired alone: that attempt counts.
     let flaky = Overdue {
-        fail_first: AtomicUsize::new(1),
+        fail_first: AtomicUsize::new(2),
         ..Overdue::default()
     };
     let s = scheduler(&w, flaky);
@@ -195,4 +196,62 @@ async fn a_timer_that_rearms_its_own_key_stays_armed() {
         .await
         .unwrap();
     assert_eq!(fired, 3);
+}
+
+/// Refuses the timer keyed "bad" for good; fires the others.
+struct OneBad;
+
+#[async_trait]
+impl TimerHandler for OneBad {
+    async fn fire(&self, conn: &mut PgConnection, timer: &DueTimer) -> Result<(), HandlerError> {
+        sqlx::query(
+            "INSERT INTO effects (event_id, n, consumer) VALUES (gen_random_uuid(), 0, $1)",
+        )
+        .bind(&timer.key)
+        .execute(&mut *conn)
+        .await?;
+        if timer.key == "bad" {
+            return Err(HandlerError::permanent("the acceptance is gone"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn timers_falling_due_together_fire_once_each_and_a_bad_one_is_parked_alone() {
+    let w = World::new().await;
+    for i in 0..250 {
+        let key = if i == 120 {
+            "bad".to_owned()
+        } else {
+            format!("k{i}")
+        };
+        arm(&w, &key, Duration::days(31), i).await;
+    }
+    let s = Scheduler::new(w.consumer.clone(), w.env.clock(), CONSUMER)
+        .handler("payment_due", Arc::new(OneBad));
+    w.env.clock.advance(Duration::days(31));
+    assert_eq!(s.tick().await.unwrap(), 249);
+    let (rows, distinct, bad): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT consumer), count(*) FILTER (WHERE consumer = 'bad') \
+         FROM effects",
+    )
+    .fetch_one(&w.consumer)
+    .await
+    .unwrap();
+    assert_eq!(
+        (rows, distinct, bad),
+        (249, 249, 0),
+        "the bad timer's effect rolled back"
+    );
+    let (fired, error): (Option<chrono::DateTime<chrono::Utc>>, Option<String>) =
+        sqlx::query_as("SELECT fired_at, last_error FROM timers WHERE key = 'bad'")
+            .fetch_one(&w.consumer)
+            .await
+            .unwrap();
+    assert_eq!(
+        (fired, error.as_deref()),
+        (None, Some("the acceptance is gone"))
+    );
+    assert_eq!(s.tick().await.unwrap(), 0, "nothing fires twice");
 }

@@ -209,7 +209,7 @@ async fn graceful_shutdown_flushes_committed_events_within_the_grace_period() {
         started.elapsed()
     );
     let admin = env.pool_in("orders").await;
-    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_pending")
         .fetch_one(&admin)
         .await
         .unwrap();

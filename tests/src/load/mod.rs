@@ -4,6 +4,8 @@
 //!
 //! - [`ceiling`]: raw durable single-row INSERTs and JetStream publishes.
 //! - [`memory`]: resident set sizes read from `/proc/<pid>/status`.
+//! - [`statements`]: where the database time went, from `pg_stat_statements`.
 
 pub mod ceiling;
 pub mod memory;
+pub mod statements;

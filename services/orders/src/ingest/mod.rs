@@ -50,6 +50,9 @@ pub struct IngestSettings {
     /// How long a batch that is not full waits for more messages, in
     /// milliseconds: fuller batches cost less per message.
     pub ingest_linger_ms: u64,
+    /// Batches applied at once, each by order (an order's messages always
+    /// take the same lane, so they apply in the order they were published).
+    pub ingest_lanes: usize,
 }
 
 impl Default for IngestSettings {
@@ -59,6 +62,7 @@ impl Default for IngestSettings {
             ingest_batch_mode: true,
             ingest_batch: 500,
             ingest_linger_ms: 5,
+            ingest_lanes: 2,
         }
     }
 }
@@ -81,6 +85,12 @@ impl IngestSettings {
             return Err(crate::domain::Invalid {
                 field: "orders.ingest_linger_ms".into(),
                 rule: "at most 1000 milliseconds".into(),
+            });
+        }
+        if !(1..=16).contains(&self.ingest_lanes) {
+            return Err(crate::domain::Invalid {
+                field: "orders.ingest_lanes".into(),
+                rule: "between 1 and 16 lanes".into(),
             });
         }
         Ok(())
@@ -110,6 +120,24 @@ fn tokens(subject: &str) -> (&str, &str) {
     let event = it.next().unwrap_or_default();
     let integrator = it.next().unwrap_or_default();
     (integrator, event)
+}
+
+/// The order a raw message belongs to, as (integrator, order external id):
+/// what [`read`] finds, without building the body. `None` when it is not
+/// readable (it is refused in whichever lane it lands).
+fn order_key<'a>(subject: &'a str, payload: &'a [u8]) -> Option<(&'a str, String)> {
+    #[derive(Deserialize)]
+    struct Keys {
+        external_id: Option<String>,
+        order_external_id: Option<String>,
+    }
+    let (integrator, event) = tokens(subject);
+    let keys: Keys = serde_json::from_slice(payload).ok()?;
+    let order = match keys.order_external_id {
+        Some(o) if event != ORDER_PLACED => o,
+        _ => keys.external_id?,
+    };
+    Some((integrator, order))
 }
 
 /// A message read far enough to be claimed.
@@ -404,6 +432,13 @@ impl vbp_bus::Handler for Ingest {
         }
         unit.flush(conn, &self.svc.outbox, now).await
     }
+
+    fn lane_key(&self, subject: &str, payload: &[u8]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        order_key(subject, payload).hash(&mut h);
+        h.finish()
+    }
 }
 
 #[cfg(test)]
@@ -428,7 +463,15 @@ mod tests {
     #[test]
     fn batches_are_bounded_by_the_lock_table_and_linger_briefly() {
         let s = IngestSettings::default();
-        assert_eq!((s.ingest_batch, s.ingest_linger_ms), (500, 5));
+        assert_eq!(
+            (s.ingest_batch, s.ingest_linger_ms, s.ingest_lanes),
+            (500, 5, 2)
+        );
+        let lanes = IngestSettings {
+            ingest_lanes: 0,
+            ..IngestSettings::default()
+        };
+        assert_eq!(lanes.validate().unwrap_err().field, "orders.ingest_lanes");
         let huge = IngestSettings {
             ingest_batch: 50_000,
             ..IngestSettings::default()
@@ -468,5 +511,14 @@ mod tests {
             serde_json::json!({"order_external_id": "PO-1"}),
         );
         assert!(matches!(read(&anonymous), Err(HandlerError::Permanent(_))));
+        // The lane follows the order, so an order's messages never overtake
+        // each other when batches apply side by side.
+        fn ingest(m: &Incoming) -> Option<(&str, String)> {
+            order_key(&m.subject, &m.payload)
+        }
+        assert_eq!(ingest(&placed), Some(("his01", "PO-1".to_owned())));
+        assert_eq!(ingest(&received), ingest(&placed));
+        let other = msg("order_placed", serde_json::json!({"external_id": "PO-2"}));
+        assert_ne!(ingest(&other), ingest(&placed));
     }
 }
