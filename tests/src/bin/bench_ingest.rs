@@ -47,6 +47,9 @@ struct Args {
     /// One transaction per message instead of one per fetched batch.
     #[arg(long)]
     per_message: bool,
+    /// Messages per ingest transaction (`[orders] ingest_batch`).
+    #[arg(long, default_value_t = vbp_orders::ingest::IngestSettings::default().ingest_batch)]
+    batch: usize,
     /// Ingest batches applied at once (`[orders] ingest_lanes`).
     #[arg(long, default_value_t = vbp_orders::ingest::IngestSettings::default().ingest_lanes)]
     lanes: usize,
@@ -335,6 +338,7 @@ async fn main() -> anyhow::Result<()> {
         "orders": {
             "ingest_batch_mode": !args.per_message,
             "ingest_lanes": args.lanes,
+            "ingest_batch": args.batch,
         },
     }))?;
     let platform = env.platform_with(config, stop.clone()).await;

@@ -60,7 +60,7 @@ impl Default for IngestSettings {
         Self {
             ingest_pending_timeout_secs: 86_400,
             ingest_batch_mode: true,
-            ingest_batch: 500,
+            ingest_batch: 1000,
             ingest_linger_ms: 5,
             ingest_lanes: 2,
         }
@@ -465,7 +465,7 @@ mod tests {
         let s = IngestSettings::default();
         assert_eq!(
             (s.ingest_batch, s.ingest_linger_ms, s.ingest_lanes),
-            (500, 5, 2)
+            (1000, 5, 2)
         );
         let lanes = IngestSettings {
             ingest_lanes: 0,
