@@ -321,3 +321,67 @@ async fn a_flag_without_a_cap_needs_one_configured() {
         .await;
     assert_eq!(e.0.field.as_deref(), Some("lines[0].national_code"));
 }
+
+#[tokio::test]
+async fn a_shipping_note_that_answers_an_order_keeps_the_shortage_priority() {
+    let w = World::start_with(json!({ "shortage_line_cap": 50 })).await;
+    let cast = Cast::new();
+    cast.publish(&w).await;
+    // The other hospital has an agreed volume of P1; the integrator's
+    // hospital has none.
+    agreed(&w, &cast, cast.other_hospital.org, 600).await;
+    let province = actor(OrgKind::Bureau, OrgId::new(), "210000");
+    w.ok::<ShortageFlag>(&province, &flag(None, None)).await;
+    let priority = place(&w, &cast.other_hospital, &cast.d1, &[(P1, 10, PRICE1)]).await;
+
+    let integrator = cast.integrator.org.to_string();
+    let send = |event: &'static str, body: serde_json::Value| {
+        let ext = body["external_id"].as_str().unwrap().to_owned();
+        let id = vbp_contracts::ingest::message_id(&integrator, &ext);
+        let w = &w;
+        let who = &cast.integrator;
+        async move { w.ingest(who, event, &body, Some(id)).await }
+    };
+    send(
+        vbp_contracts::ingest::ORDER_PLACED,
+        json!({"external_id": "PO-S1", "hospital": cast.hospital.org, "distributor": cast.d1.org,
+               "placed_at": "2024-09-10T08:30:00+08:00",
+               "lines": [{"national_code": P1, "quantity": 5, "unit_price_fen": PRICE1}]}),
+    )
+    .await;
+    let note = |ext: &str, no: &str| {
+        json!({"external_id": ext, "order_external_id": "PO-S1", "shipment_no": no,
+               "shipped_at": "2024-09-10T08:45:00+08:00",
+               "lines": [{"national_code": P1, "batch_no": "B2409", "expiry_date": "2027-06-30",
+                          "quantity": 5}]})
+    };
+    send(
+        vbp_contracts::ingest::SHIPMENT_DISPATCHED,
+        note("SH-S1", "FH-S1"),
+    )
+    .await;
+    let refused = w
+        .published("orders.ingest.rejected", |v| v["external_id"] == "SH-S1")
+        .await;
+    let reason = refused["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&priority.order.to_string()) && reason.contains("short"),
+        "{refused}"
+    );
+    assert_eq!(w.count("SELECT count(*) FROM shipments").await, 0);
+    assert!(w.seen_of("orders.order.responded").is_empty());
+
+    // Once the waiting priority order is answered, the next note ships.
+    confirm(&w, &cast.d1, &priority).await;
+    send(
+        vbp_contracts::ingest::SHIPMENT_DISPATCHED,
+        note("SH-S2", "FH-S2"),
+    )
+    .await;
+    let shipped = w
+        .published("orders.shipment.dispatched", |v| {
+            v["shipment_no"] == "FH-S2"
+        })
+        .await;
+    assert_eq!(shipped["lines"][0]["quantity"], 5);
+}

@@ -20,7 +20,7 @@ use super::unit::{Entry, Unit};
 use crate::api::Shared;
 use crate::api::orders::{
     MAX_LINES, NewOrder, PlacementFacts, placed_view, plan_accept, plan_dispatch, plan_place,
-    plan_receive,
+    plan_receive, served_first,
 };
 use crate::store::{self, FactAsk, OrgRow, ingest as queue};
 
@@ -186,10 +186,18 @@ pub async fn apply(
         ingest::SHIPMENT_DISPATCHED => {
             let d: ShipmentDispatched = decode(m.payload)?;
             not_future("shipped_at", d.shipped_at)?;
+            let short = unit.any_shortage(conn, now).await?;
             let o = match on.find(conn, unit, &d.order_external_id).await? {
                 Ok(o) => o,
                 Err(wait) => return Ok(wait),
             };
+            if short && o.view.state == OrderState::Placed {
+                // Shipping an unanswered order answers it: shortage mode's
+                // priority holds for that answer as for one on the platform.
+                for l in &o.view.lines {
+                    served_first(conn, &o.view, &l.national_code, now).await?;
+                }
+            }
             let (staged, shipment) = dispatch(svc, o, m.ctx, &d)?;
             unit.shipped(shipment);
             for ev in staged {

@@ -74,6 +74,8 @@ pub struct Unit {
     unparked: Vec<Key>,
     /// Expiry timers to set (`Some`) or cancel (`None`).
     pending_timers: BTreeMap<String, Option<NewTimer>>,
+    /// Whether any product is flagged short anywhere; read once.
+    any_shortage: Option<bool>,
 }
 
 pub fn timer_key(integrator: &str, external_id: &str) -> String {
@@ -81,6 +83,22 @@ pub fn timer_key(integrator: &str, external_id: &str) -> String {
 }
 
 impl Unit {
+    /// Whether any shortage flag is in force at `now`: when none is (the
+    /// usual case) a shipping note that answers its order needs no priority
+    /// check at all.
+    pub async fn any_shortage(
+        &mut self,
+        conn: &mut PgConnection,
+        now: DateTime<Utc>,
+    ) -> Result<bool, sqlx::Error> {
+        if let Some(known) = self.any_shortage {
+            return Ok(known);
+        }
+        let any = crate::store::any_shortage_at(conn, now).await?;
+        self.any_shortage = Some(any);
+        Ok(any)
+    }
+
     /// Reads in advance what a batch's messages will ask for: directory
     /// entries, the facts of the products of orders being placed, the
     /// orders the other messages name, and the queues of all their orders.

@@ -142,6 +142,20 @@ pub async fn shortage_at(
         .transpose()
 }
 
+/// Whether any flag is in force at `at`, in any region.
+pub async fn any_shortage_at(
+    conn: &mut PgConnection,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM shortages WHERE flagged_at <= $1 \
+         AND (lifted_at IS NULL OR $1 < lifted_at))",
+    )
+    .bind(at)
+    .fetch_one(conn)
+    .await
+}
+
 /// Whether any supply list holds `code`.
 pub async fn product_listed(
     conn: &mut PgConnection,
