@@ -14,50 +14,69 @@ use crate::store;
 
 /// `orders.receipt.accepted` → progress (per hospital × product × period and
 /// per month). Counted once per (acceptance, line): the inbox drops
-/// redelivered events, `accepted_lines` drops re-emitted ones.
+/// redelivered events, `accepted_lines` drops re-emitted ones. A batch is
+/// counted set-wise: its lines in one statement, then one upsert per table
+/// of the sums per key.
 pub struct Acceptances;
 
 #[async_trait]
 impl Handler for Acceptances {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
-        let ev: ReceiptAccepted = msg.json()?;
-        let Some(period) = store::get_period(conn, ev.period).await? else {
-            return Err(HandlerError::permanent(format!(
-                "period {} is not an agreement period of this deployment",
-                ev.period
-            )));
-        };
-        let month = {
-            let d = beijing_date(ev.accepted_at);
-            d.with_day0(0).unwrap_or(d)
-        };
-        if ev.accepted_at < period.starts_at || ev.accepted_at >= period.ends_at {
-            tracing::warn!(acceptance = %ev.acceptance, period = %ev.period,
-                "acceptance outside its period's bounds; counted for the period the orders service named");
-        }
-        for line in &ev.lines {
-            if line.accepted_quantity < 0 || line.rejected_quantity < 0 {
-                return Err(HandlerError::permanent(format!(
-                    "line {}: quantities must not be negative",
-                    line.line_no
-                )));
+        self.handle_batch(conn, &[msg]).await
+    }
+
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        msgs: &[&Incoming],
+    ) -> Result<(), HandlerError> {
+        let mut periods = std::collections::HashMap::new();
+        let mut lines = Vec::new();
+        for msg in msgs {
+            let ev: ReceiptAccepted = msg.json()?;
+            let period = match periods.get(&ev.period) {
+                Some(p) => p,
+                None => {
+                    let p = store::get_period(conn, ev.period).await?.ok_or_else(|| {
+                        HandlerError::permanent(format!(
+                            "period {} is not an agreement period of this deployment",
+                            ev.period
+                        ))
+                    })?;
+                    periods.entry(ev.period).or_insert(p)
+                }
+            };
+            if ev.accepted_at < period.starts_at || ev.accepted_at >= period.ends_at {
+                tracing::warn!(acceptance = %ev.acceptance, period = %ev.period,
+                    "acceptance outside its period's bounds; counted for the period the orders service named");
             }
-            store::apply_accepted_line(
-                conn,
-                ev.acceptance.as_uuid(),
-                line.line_no,
-                ev.period,
-                ev.hospital,
-                ev.hospital_region,
-                &line.national_code,
-                line.accepted_quantity,
-                line.rejected_quantity,
-                line.amount_fen,
-                ev.accepted_at,
-                month,
-            )
-            .await?;
+            let month = {
+                let d = beijing_date(ev.accepted_at);
+                d.with_day0(0).unwrap_or(d)
+            };
+            for line in &ev.lines {
+                if line.accepted_quantity < 0 || line.rejected_quantity < 0 {
+                    return Err(HandlerError::permanent(format!(
+                        "line {}: quantities must not be negative",
+                        line.line_no
+                    )));
+                }
+                lines.push(store::AcceptedRow {
+                    acceptance: ev.acceptance.as_uuid(),
+                    line_no: line.line_no,
+                    period: ev.period,
+                    hospital: ev.hospital,
+                    hospital_region: ev.hospital_region,
+                    code: line.national_code.clone(),
+                    accepted: line.accepted_quantity,
+                    rejected: line.rejected_quantity,
+                    amount: line.amount_fen,
+                    accepted_at: ev.accepted_at,
+                    month,
+                });
+            }
         }
+        store::apply_accepted_lines(conn, &lines).await?;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! connection, so a handler's state change and its outbox event commit in
 //! one transaction.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::Json;
@@ -1253,78 +1253,156 @@ pub async fn has_active_relation(
 // Progress
 // ---------------------------------------------------------------------------
 
-/// Counts one accepted line once (by acceptance × line number). Returns
-/// false when it was already counted.
-#[allow(clippy::too_many_arguments)]
-pub async fn apply_accepted_line(
-    conn: &mut PgConnection,
-    acceptance: uuid::Uuid,
-    line_no: i32,
-    period: PeriodId,
-    hospital: OrgId,
-    hospital_region: RegionCode,
-    code: &NationalCode,
+/// One accepted line of an `orders.receipt.accepted` event.
+#[derive(Debug, Clone)]
+pub struct AcceptedRow {
+    pub acceptance: uuid::Uuid,
+    pub line_no: i32,
+    pub period: PeriodId,
+    pub hospital: OrgId,
+    pub hospital_region: RegionCode,
+    pub code: NationalCode,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub amount: Money,
+    pub accepted_at: DateTime<Utc>,
+    pub month: NaiveDate,
+}
+
+/// What a batch adds to one progress row.
+struct ProgressSum {
+    region: i32,
     accepted: i64,
     rejected: i64,
-    amount: Money,
-    accepted_at: DateTime<Utc>,
-    month: NaiveDate,
-) -> Result<bool, sqlx::Error> {
-    let fresh = sqlx::query(
-        "INSERT INTO accepted_lines (acceptance, line_no, period, hospital, national_code, quantity, amount_fen, accepted_at) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING",
-    )
-    .bind(acceptance)
-    .bind(line_no)
-    .bind(period.as_uuid())
-    .bind(hospital.as_uuid())
-    .bind(code.as_str())
-    .bind(accepted)
-    .bind(amount.fen())
-    .bind(accepted_at)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if !fresh {
-        return Ok(false);
+    amount: i64,
+    /// Earliest and latest times of lines that accepted something.
+    counted: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// Counts accepted lines into progress, each (acceptance, line) once: the
+/// lines not recorded before are summed per progress row and per month, and
+/// each row is written once (sorted, so concurrent writers lock in one
+/// order). Returns how many lines were new.
+pub async fn apply_accepted_lines(
+    conn: &mut PgConnection,
+    lines: &[AcceptedRow],
+) -> Result<usize, sqlx::Error> {
+    if lines.is_empty() {
+        return Ok(0);
     }
-    let counts = accepted > 0;
-    sqlx::query(
-        "INSERT INTO progress (period, hospital, national_code, hospital_region, accepted_quantity, rejected_quantity, \
-         accepted_amount_fen, first_accepted_at, last_accepted_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8) \
-         ON CONFLICT (period, hospital, national_code) DO UPDATE SET \
-         accepted_quantity = progress.accepted_quantity + $5, rejected_quantity = progress.rejected_quantity + $6, \
-         accepted_amount_fen = progress.accepted_amount_fen + $7, \
-         first_accepted_at = CASE WHEN $9 THEN least(coalesce(progress.first_accepted_at, $8), $8) ELSE progress.first_accepted_at END, \
-         last_accepted_at = CASE WHEN $9 THEN greatest(coalesce(progress.last_accepted_at, $8), $8) ELSE progress.last_accepted_at END",
+    let col = |f: fn(&AcceptedRow) -> uuid::Uuid| lines.iter().map(f).collect::<Vec<_>>();
+    let fresh: Vec<(uuid::Uuid, i32)> = sqlx::query_as(
+        "INSERT INTO accepted_lines (acceptance, line_no, period, hospital, national_code, \
+         quantity, amount_fen, accepted_at) \
+         SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::uuid[], $5::text[], \
+         $6::bigint[], $7::bigint[], $8::timestamptz[]) \
+         ON CONFLICT DO NOTHING RETURNING acceptance, line_no",
     )
-    .bind(period.as_uuid())
-    .bind(hospital.as_uuid())
-    .bind(code.as_str())
-    .bind(hospital_region.as_u32() as i32)
-    .bind(accepted)
-    .bind(rejected)
-    .bind(amount.fen())
-    .bind(accepted_at)
-    .bind(counts)
+    .bind(col(|l| l.acceptance))
+    .bind(lines.iter().map(|l| l.line_no).collect::<Vec<_>>())
+    .bind(col(|l| l.period.as_uuid()))
+    .bind(col(|l| l.hospital.as_uuid()))
+    .bind(lines.iter().map(|l| l.code.as_str()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|l| l.accepted).collect::<Vec<_>>())
+    .bind(lines.iter().map(|l| l.amount.fen()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|l| l.accepted_at).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let fresh: HashSet<(uuid::Uuid, i32)> = fresh.into_iter().collect();
+    let mut progress: BTreeMap<(uuid::Uuid, uuid::Uuid, String), ProgressSum> = BTreeMap::new();
+    let mut monthly: BTreeMap<(uuid::Uuid, uuid::Uuid, String, NaiveDate), (i64, i64)> =
+        BTreeMap::new();
+    let mut seen = HashSet::new();
+    for l in lines {
+        // Twice in one batch (an event re-emitted) counts once, like twice
+        // in two batches.
+        if !fresh.contains(&(l.acceptance, l.line_no)) || !seen.insert((l.acceptance, l.line_no)) {
+            continue;
+        }
+        let key = (
+            l.period.as_uuid(),
+            l.hospital.as_uuid(),
+            l.code.as_str().to_owned(),
+        );
+        let p = progress.entry(key.clone()).or_insert(ProgressSum {
+            region: l.hospital_region.as_u32() as i32,
+            accepted: 0,
+            rejected: 0,
+            amount: 0,
+            counted: None,
+        });
+        p.accepted += l.accepted;
+        p.rejected += l.rejected;
+        p.amount += l.amount.fen();
+        if l.accepted > 0 {
+            p.counted = Some(match p.counted {
+                None => (l.accepted_at, l.accepted_at),
+                Some((lo, hi)) => (lo.min(l.accepted_at), hi.max(l.accepted_at)),
+            });
+        }
+        let m = monthly.entry((key.0, key.1, key.2, l.month)).or_default();
+        m.0 += l.accepted;
+        m.1 += l.amount.fen();
+    }
+    if progress.is_empty() {
+        return Ok(0);
+    }
+    let keys: Vec<&(uuid::Uuid, uuid::Uuid, String)> = progress.keys().collect();
+    let sums: Vec<&ProgressSum> = progress.values().collect();
+    // First and last times count only lines that accepted something: a
+    // product only ever rejected has none.
+    sqlx::query(
+        "INSERT INTO progress AS p (period, hospital, national_code, hospital_region, \
+         accepted_quantity, rejected_quantity, accepted_amount_fen, first_accepted_at, \
+         last_accepted_at) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::bigint[], \
+         $6::bigint[], $7::bigint[], $8::timestamptz[], $9::timestamptz[]) \
+         ON CONFLICT (period, hospital, national_code) DO UPDATE SET \
+         accepted_quantity = p.accepted_quantity + EXCLUDED.accepted_quantity, \
+         rejected_quantity = p.rejected_quantity + EXCLUDED.rejected_quantity, \
+         accepted_amount_fen = p.accepted_amount_fen + EXCLUDED.accepted_amount_fen, \
+         first_accepted_at = least(p.first_accepted_at, EXCLUDED.first_accepted_at), \
+         last_accepted_at = greatest(p.last_accepted_at, EXCLUDED.last_accepted_at)",
+    )
+    .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.2.as_str()).collect::<Vec<_>>())
+    .bind(sums.iter().map(|p| p.region).collect::<Vec<_>>())
+    .bind(sums.iter().map(|p| p.accepted).collect::<Vec<_>>())
+    .bind(sums.iter().map(|p| p.rejected).collect::<Vec<_>>())
+    .bind(sums.iter().map(|p| p.amount).collect::<Vec<_>>())
+    .bind(
+        sums.iter()
+            .map(|p| p.counted.map(|c| c.0))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        sums.iter()
+            .map(|p| p.counted.map(|c| c.1))
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut *conn)
     .await?;
+    let mkeys: Vec<_> = monthly.keys().collect();
+    let msums: Vec<_> = monthly.values().collect();
     sqlx::query(
-        "INSERT INTO progress_monthly (period, hospital, national_code, month, accepted_quantity, accepted_amount_fen) \
-         VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (period, hospital, national_code, month) DO UPDATE SET \
-         accepted_quantity = progress_monthly.accepted_quantity + $5, \
-         accepted_amount_fen = progress_monthly.accepted_amount_fen + $6",
+        "INSERT INTO progress_monthly AS m (period, hospital, national_code, month, \
+         accepted_quantity, accepted_amount_fen) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::date[], $5::bigint[], \
+         $6::bigint[]) \
+         ON CONFLICT (period, hospital, national_code, month) DO UPDATE SET \
+         accepted_quantity = m.accepted_quantity + EXCLUDED.accepted_quantity, \
+         accepted_amount_fen = m.accepted_amount_fen + EXCLUDED.accepted_amount_fen",
     )
-    .bind(period.as_uuid())
-    .bind(hospital.as_uuid())
-    .bind(code.as_str())
-    .bind(month)
-    .bind(accepted)
-    .bind(amount.fen())
+    .bind(mkeys.iter().map(|k| k.0).collect::<Vec<_>>())
+    .bind(mkeys.iter().map(|k| k.1).collect::<Vec<_>>())
+    .bind(mkeys.iter().map(|k| k.2.as_str()).collect::<Vec<_>>())
+    .bind(mkeys.iter().map(|k| k.3).collect::<Vec<_>>())
+    .bind(msums.iter().map(|s| s.0).collect::<Vec<_>>())
+    .bind(msums.iter().map(|s| s.1).collect::<Vec<_>>())
     .execute(conn)
     .await?;
-    Ok(true)
+    Ok(seen.len())
 }
 
 /// One hospital × product line of a period: agreed and accepted.
