@@ -99,6 +99,22 @@ impl Scope {
             org: a.org.as_uuid(),
         }
     }
+
+    /// A query over [`SCOPE`] with this scope bound as `$1..$4`; the caller
+    /// binds its own parameters from `$5` on.
+    pub fn query_as<'q, O>(
+        &self,
+        sql: String,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(self.kind)
+            .bind(self.lo)
+            .bind(self.hi)
+            .bind(self.org)
+    }
 }
 
 /// Only bureaus (within their region) and the operator act on supervision.
@@ -147,11 +163,8 @@ pub async fn findings_list(svc: Shared, ctx: Context, req: ListFindings) -> R<Fi
          LEFT JOIN orgs e ON e.id = f.enterprise LEFT JOIN orgs h ON h.id = f.hospital \
          WHERE {SCOPE} AND ($5::text IS NULL OR f.kind = $5) ORDER BY f.detected_at, f.id"
     );
-    let rows: Vec<FindingRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(s.kind)
-        .bind(s.lo)
-        .bind(s.hi)
-        .bind(s.org)
+    let rows: Vec<FindingRow> = s
+        .query_as(sql)
         .bind(req.kind.map(enum_str))
         .fetch_all(&svc.pool)
         .await?;

@@ -217,11 +217,7 @@ async fn scoped(conn: &mut PgConnection, a: &Actor, id: CreditRecordId, lock: bo
             .await?;
     }
     let sql = format!("{SELECT} WHERE {SCOPE} AND c.id = $5");
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(s.kind)
-        .bind(s.lo)
-        .bind(s.hi)
-        .bind(s.org)
+    s.query_as(sql)
         .bind(id.as_uuid())
         .fetch_optional(conn)
         .await?
@@ -303,11 +299,8 @@ pub async fn credit_list(svc: Shared, ctx: Context, req: ListCreditRecords) -> R
          AND ($6::uuid IS NULL OR c.enterprise = $6) ORDER BY c.filed_at, c.id"
     );
     let mut conn = svc.pool.acquire().await?;
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(s.kind)
-        .bind(s.lo)
-        .bind(s.hi)
-        .bind(s.org)
+    let rows: Vec<Row> = s
+        .query_as(sql)
         .bind(req.state.map(enum_str))
         .bind(req.enterprise.map(|e| e.as_uuid()))
         .fetch_all(&mut *conn)
@@ -351,6 +344,32 @@ async fn open_for_bureau(
     Ok(r)
 }
 
+/// Ends an open record as `state` (rectified or closed): no deadline, no
+/// more escalation, and its history says who ended it and why.
+async fn resolve(
+    conn: &mut PgConnection,
+    a: &Actor,
+    id: uuid::Uuid,
+    state: &str,
+    why: &str,
+    now: DateTime<Utc>,
+) -> R<()> {
+    sqlx::query(
+        "UPDATE credit_records SET state = $3, rectify_due_at = NULL, resolved_at = $2, \
+         updated_at = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(state)
+    .execute(&mut *conn)
+    .await?;
+    history(conn, id, &a.sub, state, why, now).await?;
+    vbp_bus::timers::cancel(conn, ESCALATE_TIMER, &id.to_string())
+        .await
+        .map_err(internal)?;
+    Ok(())
+}
+
 pub async fn credit_rectify(
     svc: Shared,
     ctx: Context,
@@ -361,18 +380,7 @@ pub async fn credit_rectify(
     let now = svc.clock.now();
     let mut tx = svc.pool.begin().await?;
     let r = open_for_bureau(&mut tx, a, req.record, "rectify").await?;
-    sqlx::query(
-        "UPDATE credit_records SET state = 'rectified', rectify_due_at = NULL, resolved_at = $2, \
-         updated_at = $2 WHERE id = $1",
-    )
-    .bind(r.id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    history(&mut tx, r.id, &a.sub, "rectified", req.note.trim(), now).await?;
-    vbp_bus::timers::cancel(&mut tx, ESCALATE_TIMER, &req.record.to_string())
-        .await
-        .map_err(internal)?;
+    resolve(&mut tx, a, r.id, "rectified", req.note.trim(), now).await?;
     svc.outbox
         .append(
             &mut tx,
@@ -404,18 +412,7 @@ pub async fn credit_close(
     let now = svc.clock.now();
     let mut tx = svc.pool.begin().await?;
     let r = open_for_bureau(&mut tx, a, req.record, "close").await?;
-    sqlx::query(
-        "UPDATE credit_records SET state = 'closed', rectify_due_at = NULL, resolved_at = $2, \
-         updated_at = $2 WHERE id = $1",
-    )
-    .bind(r.id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    history(&mut tx, r.id, &a.sub, "closed", req.reason.trim(), now).await?;
-    vbp_bus::timers::cancel(&mut tx, ESCALATE_TIMER, &req.record.to_string())
-        .await
-        .map_err(internal)?;
+    resolve(&mut tx, a, r.id, "closed", req.reason.trim(), now).await?;
     svc.outbox
         .append(
             &mut tx,

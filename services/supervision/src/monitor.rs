@@ -85,11 +85,8 @@ async fn progress(
         i64,
         DateTime<Utc>,
         DateTime<Utc>,
-    )> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(s.kind)
-        .bind(s.lo)
-        .bind(s.hi)
-        .bind(s.org)
+    )> = s
+        .query_as(sql)
         .bind(from)
         .bind(as_of)
         .bind(period)
@@ -228,11 +225,7 @@ async fn purchases(
                t0.hospital AS scope_hospital, NULL::uuid AS scope_enterprise) sc \
          WHERE {SCOPE} GROUP BY hospital ORDER BY hospital"
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(s.kind)
-        .bind(s.lo)
-        .bind(s.hi)
-        .bind(s.org)
+    Ok(s.query_as(sql)
         .bind(from)
         .bind(to)
         .bind(date_of(from))
@@ -521,11 +514,8 @@ async fn quarterly_candidates(
              WHERE l.hospital = o.id AND p.starts_at < $6 AND p.ends_at > $5) \
          ORDER BY o.id"
     );
-    let absent: Vec<(uuid::Uuid, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(s.kind)
-        .bind(s.lo)
-        .bind(s.hi)
-        .bind(s.org)
+    let absent: Vec<(uuid::Uuid, i32)> = s
+        .query_as(sql)
         .bind(from)
         .bind(as_of)
         .fetch_all(&mut *conn)
@@ -550,11 +540,8 @@ async fn quarterly_candidates(
          WHERE f.kind IN ('reported_not_used', 'used_not_reported') \
          AND f.raised_at >= $5 AND f.raised_at < $6 AND {SCOPE} GROUP BY f.hospital"
     );
-    let flagged: Vec<(uuid::Uuid, i32, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(s.kind)
-        .bind(s.lo)
-        .bind(s.hi)
-        .bind(s.org)
+    let flagged: Vec<(uuid::Uuid, i32, String)> = s
+        .query_as(sql)
         .bind(from)
         .bind(as_of)
         .fetch_all(&mut *conn)
@@ -637,15 +624,7 @@ async fn settlement(
          LEFT JOIN paid p ON p.acceptance = d.acceptance \
          WHERE {SCOPE} GROUP BY d.hospital ORDER BY d.hospital"
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(s.kind)
-        .bind(s.lo)
-        .bind(s.hi)
-        .bind(s.org)
-        .bind(from)
-        .bind(to)
-        .fetch_all(conn)
-        .await?)
+    Ok(s.query_as(sql).bind(from).bind(to).fetch_all(conn).await?)
 }
 
 #[derive(sqlx::FromRow)]
@@ -679,11 +658,8 @@ async fn list(
          WHERE {SCOPE} AND ($5::text IS NULL OR w.kind = $5) AND ($6::text IS NULL OR w.term = $6) \
          ORDER BY w.term, w.kind, w.hospital_region, w.hospital, w.reason"
     );
-    let rows: Vec<ItemRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(s.kind)
-        .bind(s.lo)
-        .bind(s.hi)
-        .bind(s.org)
+    let rows: Vec<ItemRow> = s
+        .query_as(sql)
         .bind(kind.map(enum_str))
         .bind(term)
         .fetch_all(conn)
@@ -822,11 +798,8 @@ pub async fn assessment(
                NULL::uuid AS scope_enterprise FROM accepted_lines) l \
          WHERE l.accepted_at >= $5 AND l.accepted_at < $6 AND {SCOPE} GROUP BY l.hospital"
     );
-    let accepted: Vec<(uuid::Uuid, i32, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(s.kind)
-        .bind(s.lo)
-        .bind(s.hi)
-        .bind(s.org)
+    let accepted: Vec<(uuid::Uuid, i32, i64, i64)> = s
+        .query_as(sql)
         .bind(from)
         .bind(as_of)
         .fetch_all(&mut *conn)
@@ -857,14 +830,8 @@ pub async fn assessment(
                NULL::uuid AS scope_enterprise FROM work_items) w \
          WHERE left(w.term, 4) = $5 AND {SCOPE} GROUP BY w.hospital"
     );
-    let counts: Vec<(uuid::Uuid, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(s.kind)
-        .bind(s.lo)
-        .bind(s.hi)
-        .bind(s.org)
-        .bind(&year)
-        .fetch_all(&mut *conn)
-        .await?;
+    let counts: Vec<(uuid::Uuid, i64, i64)> =
+        s.query_as(sql).bind(&year).fetch_all(&mut *conn).await?;
     for (h, r, n) in counts {
         if let Some(e) = by.get_mut(&h) {
             e.reminders = r;

@@ -133,11 +133,22 @@ fn order_key<'a>(subject: &'a str, payload: &'a [u8]) -> Option<(&'a str, String
     }
     let (integrator, event) = tokens(subject);
     let keys: Keys = serde_json::from_slice(payload).ok()?;
-    let order = match keys.order_external_id {
-        Some(o) if event != ORDER_PLACED => o,
-        _ => keys.external_id?,
-    };
+    let order = order_of(
+        event,
+        keys.order_external_id.as_deref(),
+        keys.external_id?.as_str(),
+    );
     Some((integrator, order))
+}
+
+/// The order a message belongs to: its own id for a placement, otherwise
+/// the order it names (or its own id when it names none, which the rules
+/// then refuse).
+fn order_of(event: &str, order_external_id: Option<&str>, external_id: &str) -> String {
+    match order_external_id {
+        Some(o) if event != ORDER_PLACED => o.to_owned(),
+        _ => external_id.to_owned(),
+    }
 }
 
 /// A message read far enough to be claimed.
@@ -166,10 +177,11 @@ fn read(msg: &Incoming) -> Result<Read<'_>, HandlerError> {
             "{event} from {integrator}: payload field external_id is missing or not 1 to 64 characters"
         )));
     };
-    let order = match body.get("order_external_id").and_then(|v| v.as_str()) {
-        Some(o) if event != ORDER_PLACED => o.to_owned(),
-        _ => external_id.clone(),
-    };
+    let order = order_of(
+        event,
+        body.get("order_external_id").and_then(|v| v.as_str()),
+        &external_id,
+    );
     Ok(Read {
         integrator,
         event,
