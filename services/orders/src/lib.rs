@@ -45,6 +45,8 @@ pub fn routes(rpc: RpcServer, svc: &api::Shared) -> RpcServer {
     let rpc = rpc.route_with::<c::ReceiptAccept, _, _, _>(svc, o::receipt_accept);
     let rpc = rpc.route_with::<c::InvoiceIssue, _, _, _>(svc, s::invoice_issue);
     let rpc = rpc.route_with::<c::SettlementPay, _, _, _>(svc, s::settlement_pay);
+    let rpc = rpc.route_with::<c::InvoiceIssueBatch, _, _, _>(svc, s::invoice_issue_batch);
+    let rpc = rpc.route_with::<c::SettlementPayBatch, _, _, _>(svc, s::settlement_pay_batch);
     let rpc =
         rpc.route_with::<c::OfflinePurchaseDeclare, _, _, _>(svc, s::offline_purchase_declare);
     let rpc = rpc.route_with::<c::OrderGet, _, _, _>(svc, q::order_get);

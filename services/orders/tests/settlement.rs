@@ -349,3 +349,245 @@ async fn a_payment_recorded_late_but_made_in_time_counts_as_timely() {
     assert_eq!(oct.timely_rate_bp, Some(10_000));
     assert_eq!(oct.overdue_count, 0);
 }
+
+#[tokio::test]
+async fn an_invoice_upload_and_a_payment_run_record_all_items_or_none() {
+    let w = World::start().await;
+    let cast = Cast::new();
+    cast.publish(&w).await;
+    let mut mine = Vec::new();
+    for q in [2, 3, 5] {
+        let o = place(&w, &cast.hospital, &cast.d1, &[(P2, q, PRICE2)]).await;
+        mine.push(deliver(&w, &cast.hospital, &cast.d1, &o).await);
+    }
+    let o = place(&w, &cast.other_hospital, &cast.d1, &[(P1, 1, PRICE1)]).await;
+    let foreign = deliver(&w, &cast.other_hospital, &cast.d1, &o).await;
+    let issued_on = chrono::NaiveDate::from_ymd_opt(2024, 9, 20).unwrap();
+    let inv = |a: &AcceptanceView, number: &str| IssueInvoice {
+        acceptance: a.acceptance,
+        invoice_code: "021002400111".into(),
+        invoice_number: number.into(),
+        amount_fen: a.amount_fen,
+        tax_fen: Money::from_fen(a.amount_fen.fen() * 13 / 113),
+        issued_on,
+    };
+    let upload = |invoices: Vec<IssueInvoice>| IssueInvoices { invoices };
+
+    // One item off by a fen, one number given twice: nothing is recorded.
+    let mut off = inv(&mine[2], "30000003");
+    off.amount_fen = Money::from_fen(off.amount_fen.fen() - 1);
+    let e = w
+        .err::<InvoiceIssueBatch>(
+            &cast.d1,
+            &upload(vec![
+                inv(&mine[0], "30000001"),
+                inv(&mine[1], "30000002"),
+                off,
+            ]),
+        )
+        .await;
+    assert_eq!(
+        e.0.field.as_deref(),
+        Some("invoices[2].amount_fen"),
+        "{e:?}"
+    );
+    let e = w
+        .err::<InvoiceIssueBatch>(
+            &cast.d1,
+            &upload(vec![inv(&mine[0], "30000001"), inv(&mine[1], "30000001")]),
+        )
+        .await;
+    assert_eq!(e.0.code, "duplicate_invoice");
+    assert_eq!(e.0.field.as_deref(), Some("invoices[1].invoice_number"));
+    let e = w
+        .err::<InvoiceIssueBatch>(&cast.d2, &upload(vec![inv(&mine[0], "30000001")]))
+        .await;
+    assert_eq!(
+        (e.0.status, e.0.field.as_deref()),
+        (403, Some("invoices[0]"))
+    );
+    let e = w.err::<InvoiceIssueBatch>(&cast.d1, &upload(vec![])).await;
+    assert_eq!(e.0.field.as_deref(), Some("invoices"));
+    assert_eq!(w.count("SELECT count(*) FROM invoices").await, 0);
+
+    let run = w
+        .ok::<InvoiceIssueBatch>(
+            &cast.d1,
+            &upload(vec![
+                inv(&mine[0], "30000001"),
+                inv(&mine[1], "30000002"),
+                inv(&mine[2], "30000003"),
+                inv(&foreign, "30000004"),
+            ]),
+        )
+        .await;
+    let billed: i64 = mine
+        .iter()
+        .chain([&foreign])
+        .map(|a| a.amount_fen.fen())
+        .sum();
+    assert_eq!(run.amount_fen.fen(), billed);
+    assert_eq!(run.items[3].acceptance, foreign.acceptance);
+    for item in &run.items {
+        w.published("orders.invoice.issued", |ev| {
+            ev["invoice"] == json!(item.invoice) && ev["amount_fen"] == json!(item.amount_fen)
+        })
+        .await;
+    }
+    let e = w
+        .err::<InvoiceIssueBatch>(&cast.d1, &upload(vec![inv(&mine[0], "30000009")]))
+        .await;
+    assert_eq!(
+        (e.0.code.as_str(), e.0.field.as_deref()),
+        ("invalid_transition", Some("invoices[0]"))
+    );
+
+    let payment = |a: &AcceptanceView, fen: i64| PaySettlement {
+        acceptance: a.acceptance,
+        amount_fen: Money::from_fen(fen),
+        channel: SettlementChannel::Online,
+        reason: None,
+        paid_on: None,
+    };
+    let payments = |payments: Vec<PaySettlement>| PaySettlements { payments };
+    // Another hospital's item, or an item twice: nothing is paid.
+    let e = w
+        .err::<SettlementPayBatch>(
+            &cast.hospital,
+            &payments(vec![payment(&mine[0], 100), payment(&foreign, 100)]),
+        )
+        .await;
+    assert_eq!(
+        (e.0.status, e.0.field.as_deref()),
+        (403, Some("payments[1]"))
+    );
+    let e = w
+        .err::<SettlementPayBatch>(
+            &cast.hospital,
+            &payments(vec![payment(&mine[0], 100), payment(&mine[0], 100)]),
+        )
+        .await;
+    assert_eq!(e.0.field.as_deref(), Some("payments[1].acceptance"));
+    assert_eq!(w.count("SELECT count(*) FROM settlements").await, 0);
+
+    let partial = mine[1].amount_fen.fen() - 1;
+    let run = w
+        .ok::<SettlementPayBatch>(
+            &cast.hospital,
+            &payments(vec![
+                payment(&mine[0], mine[0].amount_fen.fen()),
+                payment(&mine[1], partial),
+                payment(&mine[2], mine[2].amount_fen.fen()),
+            ]),
+        )
+        .await;
+    assert_eq!(
+        run.amount_fen.fen(),
+        mine[0].amount_fen.fen() + partial + mine[2].amount_fen.fen()
+    );
+    assert!(run.items.iter().all(|i| i.on_time));
+    let paid: Vec<(i64, bool)> = sqlx::query_as(
+        "SELECT paid_fen, paid_at IS NOT NULL FROM acceptances WHERE id = ANY($1) ORDER BY amount_fen",
+    )
+    .bind(mine.iter().map(|a| a.acceptance.as_uuid()).collect::<Vec<_>>())
+    .fetch_all(&w.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        paid,
+        vec![
+            (mine[0].amount_fen.fen(), true),
+            (partial, false),
+            (mine[2].amount_fen.fen(), true)
+        ]
+    );
+    for item in &run.items {
+        w.published("orders.settlement.paid", |ev| {
+            ev["settlement"] == json!(item.settlement) && ev["amount_fen"] == json!(item.amount_fen)
+        })
+        .await;
+    }
+    // The rest of the partly paid item; the settled one is refused by name.
+    let e = w
+        .err::<SettlementPayBatch>(
+            &cast.hospital,
+            &payments(vec![payment(&mine[1], 1), payment(&mine[0], 1)]),
+        )
+        .await;
+    assert_eq!(
+        (e.0.code.as_str(), e.0.field.as_deref()),
+        ("invalid_transition", Some("payments[1]"))
+    );
+    w.ok::<SettlementPayBatch>(&cast.hospital, &payments(vec![payment(&mine[1], 1)]))
+        .await;
+    assert_eq!(
+        w.count("SELECT count(*) FROM acceptances WHERE paid_fen = amount_fen")
+            .await,
+        3
+    );
+}
+
+/// A payment run locks its acceptances in id order; the overdue timers lock
+/// theirs in due order, so the two can deadlock. The run chosen as victim
+/// applied nothing and is run again, and the hospital sees it succeed.
+#[tokio::test]
+async fn a_payment_run_that_meets_a_deadlock_is_run_again() {
+    let w = World::start().await;
+    let cast = Cast::new();
+    cast.publish(&w).await;
+    let mut items = Vec::new();
+    for (q, number) in [(2, "40000001"), (3, "40000002")] {
+        let o = place(&w, &cast.hospital, &cast.d1, &[(P2, q, PRICE2)]).await;
+        let a = deliver(&w, &cast.hospital, &cast.d1, &o).await;
+        items.push(invoice(&w, &cast.d1, &a, number).await);
+    }
+    items.sort_by_key(|a| a.acceptance.as_uuid());
+    let (first, last) = (items[0].acceptance.as_uuid(), items[1].acceptance.as_uuid());
+    let lock = "SELECT 1 FROM acceptances WHERE id = $1 FOR UPDATE";
+    let mut other = w.db.begin().await.unwrap();
+    sqlx::query(lock)
+        .bind(last)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let run = PaySettlements {
+        payments: items
+            .iter()
+            .map(|a| PaySettlement {
+                acceptance: a.acceptance,
+                amount_fen: a.amount_fen,
+                channel: SettlementChannel::Online,
+                reason: None,
+                paid_on: None,
+            })
+            .collect(),
+    };
+    let paying = tokio::spawn({
+        let (rpc, hospital) = (w.rpc.clone(), cast.hospital.clone());
+        async move {
+            rpc.call::<SettlementPayBatch>(&vbp_bus::Context::new(Some(hospital)), &run)
+                .await
+        }
+    });
+    // The run holds the first and waits for the last; taking the first now
+    // closes the cycle. The run waited first, so its deadlock check runs
+    // first and it is the victim.
+    w.wait_count("SELECT count(*) FROM pg_locks WHERE NOT granted", 1)
+        .await;
+    sqlx::query(lock)
+        .bind(first)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    other.commit().await.unwrap();
+    let paid = paying
+        .await
+        .unwrap()
+        .expect("the run succeeds on its next attempt");
+    assert_eq!(paid.items.len(), 2);
+    assert_eq!(
+        w.count("SELECT count(*) FROM acceptances WHERE paid_fen = amount_fen")
+            .await,
+        2
+    );
+}

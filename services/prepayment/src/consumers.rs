@@ -143,11 +143,30 @@ pub struct Settlements(pub Shared);
 #[async_trait]
 impl Handler for Settlements {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
-        if msg.meta.event_type != SettlementPaid::event_type() {
+        self.handle_batch(conn, &[msg]).await
+    }
+
+    /// A batch of payments in a few statements: the offsets of one ledger
+    /// are folded in stream order, each from the balance the one before left.
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        msgs: &[&Incoming],
+    ) -> Result<(), HandlerError> {
+        let mut paid = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            if msg.meta.event_type == SettlementPaid::event_type() {
+                paid.push(ledger::Paid {
+                    ctx: msg.context(),
+                    event: msg.meta.id,
+                    ev: msg.json()?,
+                });
+            }
+        }
+        if paid.is_empty() {
             return Ok(());
         }
-        let ev: SettlementPaid = msg.json()?;
         let now = self.0.clock.now();
-        ledger::offset(conn, &self.0, &msg.context(), &ev, msg.meta.id, now).await
+        ledger::offset(conn, &self.0, &paid, now).await
     }
 }

@@ -4,6 +4,8 @@
 //! Each runs inside the caller's transaction and appends its outbox events
 //! there.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -246,75 +248,119 @@ pub async fn recalculate(
     Ok(true)
 }
 
-/// Recovers part of a disbursed prepayment from a paid settlement, once per
-/// settlement.
+/// A paid settlement to offset, with the context and id of its event.
+pub struct Paid {
+    pub ctx: Context,
+    pub event: EventId,
+    pub ev: SettlementPaid,
+}
+
+/// Records paid settlements and their offsets (冲抵) against their
+/// hospitals' disbursed ledgers, in the order given: each offset takes the
+/// balance the previous one left, as if applied one by one. A settlement
+/// already offset (a redelivery) is not offset again.
 pub async fn offset(
     conn: &mut PgConnection,
     svc: &Svc,
-    ctx: &Context,
-    ev: &SettlementPaid,
-    event: EventId,
+    paid: &[Paid],
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let period = known_period(conn, ev.period.as_uuid()).await?;
-    store::record_settlement(conn, ev, event).await?;
-    let Some(l) =
-        store::lock_ledger_by_key(conn, ev.hospital.as_uuid(), period.project, period.id).await?
-    else {
-        return Ok(());
-    };
-    if l.state() != LedgerState::Disbursed {
-        tracing::debug!(ledger = %l.id, state = %l.state, "settlement: nothing disbursed to recover");
-        return Ok(());
+    let mut periods = HashMap::new();
+    for p in paid {
+        let id = p.ev.period.as_uuid();
+        if let std::collections::hash_map::Entry::Vacant(e) = periods.entry(id) {
+            e.insert(known_period(conn, id).await?);
+        }
     }
+    store::record_settlements(conn, paid.iter().map(|p| (&p.ev, p.event))).await?;
+    let keys: Vec<(Uuid, Uuid, Uuid)> = paid
+        .iter()
+        .map(|p| {
+            let period = &periods[&p.ev.period.as_uuid()];
+            (p.ev.hospital.as_uuid(), period.project, period.id)
+        })
+        .collect();
+    let mut ledgers: HashMap<(Uuid, Uuid, Uuid), LedgerRow> =
+        store::lock_ledgers_by_keys(conn, &keys)
+            .await?
+            .into_iter()
+            .map(|l| ((l.hospital, l.project, l.period), l))
+            .collect();
+    let settlements: Vec<Uuid> = paid.iter().map(|p| p.ev.settlement.as_uuid()).collect();
+    let ids: Vec<Uuid> = ledgers.values().map(|l| l.id).collect();
+    let mut done: HashSet<Uuid> = store::offset_settlements(conn, &ids, &settlements).await?;
+    let mut seqs = store::last_entry_seqs(conn, &ids).await?;
     let rule = svc.settings.offset_rule;
-    let amount = domain::offset(
-        rule,
-        ev.amount_fen,
-        l.ratio(),
-        Money::from_fen(l.balance_fen),
-    );
-    if amount.is_zero() {
-        return Ok(());
-    }
-    let cause = format!(
-        "orders.settlement.paid event {event} settlement {}",
-        ev.settlement
-    );
-    let Some((entry, balance)) = store::append_entry(
-        conn,
-        l.id,
-        EntryKind::Offset,
-        Money::from_fen(-amount.fen()),
-        Some(ev.settlement.as_uuid()),
-        &cause,
-        now,
-    )
-    .await?
-    else {
-        tracing::debug!(settlement = %ev.settlement, "offset already recorded");
-        return Ok(());
-    };
-    svc.outbox
-        .append(
-            conn,
-            ctx,
+    let (mut entries, mut events) = (Vec::new(), Vec::new());
+    for (p, key) in paid.iter().zip(&keys) {
+        let ev = &p.ev;
+        let Some(l) = ledgers.get_mut(key) else {
+            continue;
+        };
+        if l.state() != LedgerState::Disbursed {
+            tracing::debug!(ledger = %l.id, state = %l.state, "settlement: nothing disbursed to recover");
+            continue;
+        }
+        if !done.insert(ev.settlement.as_uuid()) {
+            tracing::debug!(settlement = %ev.settlement, "offset already recorded");
+            continue;
+        }
+        let amount = domain::offset(
+            rule,
+            ev.amount_fen,
+            l.ratio(),
+            Money::from_fen(l.balance_fen),
+        );
+        if amount.is_zero() {
+            continue;
+        }
+        l.balance_fen -= amount.fen();
+        let seq = seqs.entry(l.id).or_insert(0);
+        *seq += 1;
+        let entry = EntryId::new();
+        entries.push(store::NewEntry {
+            id: entry,
+            ledger: l.id,
+            seq: *seq,
+            kind: EntryKind::Offset,
+            amount: Money::from_fen(-amount.fen()),
+            balance: Money::from_fen(l.balance_fen),
+            settlement: Some(ev.settlement.as_uuid()),
+            cause: format!(
+                "orders.settlement.paid event {} settlement {}",
+                p.event, ev.settlement
+            ),
+        });
+        events.push(svc.outbox.stage(
+            &p.ctx,
             &PrepaymentOffsetRecorded {
                 ledger: l.ledger(),
                 entry,
                 hospital: ev.hospital,
-                hospital_region: region(&l),
+                hospital_region: region(l),
                 project: ProjectId::from_uuid(l.project),
                 period: ev.period,
                 settlement: ev.settlement,
                 settled_fen: ev.amount_fen,
                 rule,
                 amount_fen: amount,
-                balance_fen: balance,
+                balance_fen: Money::from_fen(l.balance_fen),
                 recorded_at: now,
             },
-        )
-        .await?;
+        )?);
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    store::insert_entries(conn, &entries, now).await?;
+    let touched: HashSet<Uuid> = entries.iter().map(|e| e.ledger).collect();
+    let balances: Vec<(Uuid, i64)> = ledgers
+        .values()
+        .filter(|l| touched.contains(&l.id))
+        .map(|l| (l.id, l.balance_fen))
+        .collect();
+    store::set_balances(conn, &balances, now).await?;
+    svc.outbox.append_staged(conn, &events).await?;
     Ok(())
 }
 

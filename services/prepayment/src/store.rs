@@ -758,24 +758,144 @@ pub async fn cancel_timers(
     Ok(())
 }
 
-/// Records a paid settlement as received (once per settlement), the basis of
-/// offsets and of the reconciliation figures.
-pub async fn record_settlement(
+/// Records paid settlements (the basis reconciliation compares with orders);
+/// one already recorded is left as it is.
+pub async fn record_settlements<'e>(
     conn: &mut PgConnection,
-    ev: &vbp_contracts::orders::SettlementPaid,
-    event: vbp_kernel::EventId,
+    paid: impl Iterator<
+        Item = (
+            &'e vbp_contracts::orders::SettlementPaid,
+            vbp_kernel::EventId,
+        ),
+    >,
 ) -> Result<(), sqlx::Error> {
+    let (mut ids, mut periods, mut hospitals, mut regions, mut amounts, mut paid_at, mut events) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (ev, event) in paid {
+        ids.push(ev.settlement.as_uuid());
+        periods.push(ev.period.as_uuid());
+        hospitals.push(ev.hospital.as_uuid());
+        regions.push(ev.hospital_region.as_u32() as i32);
+        amounts.push(ev.amount_fen.fen());
+        paid_at.push(ev.paid_at);
+        events.push(event.as_uuid());
+    }
     sqlx::query(
         "INSERT INTO settlements (settlement, period, hospital, hospital_region, amount_fen, paid_at, event) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (settlement) DO NOTHING",
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::bigint[], \
+         $6::timestamptz[], $7::uuid[]) ON CONFLICT (settlement) DO NOTHING",
     )
-    .bind(ev.settlement.as_uuid())
-    .bind(ev.period.as_uuid())
-    .bind(ev.hospital.as_uuid())
-    .bind(ev.hospital_region.as_u32() as i32)
-    .bind(ev.amount_fen.fen())
-    .bind(ev.paid_at)
-    .bind(event.as_uuid())
+    .bind(ids)
+    .bind(periods)
+    .bind(hospitals)
+    .bind(regions)
+    .bind(amounts)
+    .bind(paid_at)
+    .bind(events)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The ledgers of (hospital, project, period) keys that exist, locked in id
+/// order so that transactions over overlapping sets do not deadlock.
+pub async fn lock_ledgers_by_keys(
+    conn: &mut PgConnection,
+    keys: &[(Uuid, Uuid, Uuid)],
+) -> Result<Vec<LedgerRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM ledgers WHERE (hospital, project, period) IN \
+         (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[])) ORDER BY id FOR UPDATE",
+    )
+    .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.2).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await
+}
+
+/// Which of `settlements` already have their offset entry in one of `ledgers`.
+pub async fn offset_settlements(
+    conn: &mut PgConnection,
+    ledgers: &[Uuid],
+    settlements: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>, sqlx::Error> {
+    let done: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT settlement FROM entries WHERE kind = 'offset' AND ledger = ANY($1) \
+         AND settlement = ANY($2)",
+    )
+    .bind(ledgers)
+    .bind(settlements)
+    .fetch_all(conn)
+    .await?;
+    Ok(done.into_iter().collect())
+}
+
+/// The last entry number of each of `ledgers` that has entries.
+pub async fn last_entry_seqs(
+    conn: &mut PgConnection,
+    ledgers: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, i32>, sqlx::Error> {
+    let rows: Vec<(Uuid, i32)> = sqlx::query_as(
+        "SELECT ledger, MAX(seq) FROM entries WHERE ledger = ANY($1) GROUP BY ledger",
+    )
+    .bind(ledgers)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// A ledger entry numbered and balanced by its writer, which holds the
+/// ledger's lock.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub id: EntryId,
+    pub ledger: Uuid,
+    pub seq: i32,
+    pub kind: EntryKind,
+    pub amount: Money,
+    pub balance: Money,
+    pub settlement: Option<Uuid>,
+    pub cause: String,
+}
+
+pub async fn insert_entries(
+    conn: &mut PgConnection,
+    entries: &[NewEntry],
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO entries (id, ledger, seq, kind, amount_fen, balance_fen, settlement, cause, recorded_at) \
+         SELECT *, $9 FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::bigint[], \
+         $6::bigint[], $7::uuid[], $8::text[])",
+    )
+    .bind(entries.iter().map(|e| e.id.as_uuid()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.ledger).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.seq).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| kind_str(e.kind)).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.amount.fen()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.balance.fen()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.settlement).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.cause.as_str()).collect::<Vec<_>>())
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets ledgers' balances to what their writer folded in.
+pub async fn set_balances(
+    conn: &mut PgConnection,
+    balances: &[(Uuid, i64)],
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE ledgers l SET balance_fen = b.balance, updated_at = $3 \
+         FROM unnest($1::uuid[], $2::bigint[]) AS b(id, balance) WHERE l.id = b.id",
+    )
+    .bind(balances.iter().map(|b| b.0).collect::<Vec<_>>())
+    .bind(balances.iter().map(|b| b.1).collect::<Vec<_>>())
+    .bind(at)
     .execute(conn)
     .await?;
     Ok(())

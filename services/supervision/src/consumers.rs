@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use chrono::Duration;
 use sqlx::PgConnection;
+use vbp_bus::timers::NewTimer;
 use vbp_bus::{Handler, HandlerError, Incoming};
 use vbp_contracts::Event;
 use vbp_contracts::agreements::{
@@ -18,11 +19,13 @@ use vbp_contracts::orders::{
     SettlementPaid, ShipmentDispatched,
 };
 use vbp_contracts::supervision::{CreditKind, CreditOrigin};
+use vbp_kernel::EventId;
 
 use crate::api::{DELAY_TIMER, Shared, enum_str};
 use crate::credit::{self, NewRecord};
 use crate::detect::{self, Delayed};
 use crate::domain::region_from_i32;
+use crate::projection;
 
 /// How long after projecting an old order its delay is judged.
 const PROJECTION_GRACE_HOURS: i64 = 1;
@@ -126,54 +129,115 @@ pub struct Orders(pub Shared);
 #[async_trait]
 impl Handler for Orders {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
+        self.handle_batch(conn, &[msg]).await
+    }
+
+    /// Placements, shipments, acceptances and payments a statement per kind;
+    /// responses and offline declarations one by one, in stream order: what
+    /// came before one of them is written first, since finding a selective
+    /// refusal reads the distributor's other orders.
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        msgs: &[&Incoming],
+    ) -> Result<(), HandlerError> {
+        let mut pending = Pending::default();
+        for &msg in msgs {
+            let t = msg.meta.event_type.as_str();
+            if t == OrderPlaced::event_type() {
+                pending.placed.push((msg, msg.json::<OrderPlaced>()?));
+            } else if t == ShipmentDispatched::event_type() {
+                pending
+                    .shipped
+                    .push((msg.meta.id, msg.json::<ShipmentDispatched>()?));
+            } else if t == ReceiptAccepted::event_type() {
+                pending
+                    .accepted
+                    .push((msg.meta.id, msg.json::<ReceiptAccepted>()?));
+            } else if t == SettlementPaid::event_type() {
+                pending.paid.push(msg.json::<SettlementPaid>()?);
+            } else {
+                self.flush(conn, std::mem::take(&mut pending)).await?;
+                self.apply_one(conn, msg).await?;
+            }
+        }
+        self.flush(conn, pending).await
+    }
+}
+
+/// Projections gathered from a stretch of a batch.
+#[derive(Default)]
+struct Pending<'m> {
+    placed: Vec<(&'m Incoming, OrderPlaced)>,
+    shipped: Vec<(EventId, ShipmentDispatched)>,
+    accepted: Vec<(EventId, ReceiptAccepted)>,
+    paid: Vec<SettlementPaid>,
+}
+
+impl Orders {
+    /// Writes a stretch of projections, kind by kind in the order an order
+    /// goes through them, so an order placed and shipped in one stretch
+    /// has its delay timer set and then cancelled.
+    async fn flush(&self, conn: &mut PgConnection, p: Pending<'_>) -> Result<(), HandlerError> {
+        let svc = &self.0;
+        if !p.placed.is_empty() {
+            let rows: Vec<_> = p
+                .placed
+                .iter()
+                .map(|(m, ev)| (m.meta.id, ev.clone()))
+                .collect();
+            let new: std::collections::HashSet<uuid::Uuid> = projection::insert_orders(conn, &rows)
+                .await?
+                .into_iter()
+                .collect();
+            // An order placed long ago (replay, an integrator's backlog) is
+            // judged only after its shipment has had time to arrive on the
+            // stream too.
+            let grace = svc.clock.now() + Duration::hours(PROJECTION_GRACE_HOURS);
+            let delay = Duration::days(i64::from(svc.settings.delivery_delay_days));
+            let timers: Vec<NewTimer> = p
+                .placed
+                .iter()
+                .filter(|(_, ev)| new.contains(&ev.order.as_uuid()))
+                .map(|(m, ev)| NewTimer {
+                    key: ev.order.to_string(),
+                    due_at: (ev.placed_at + delay).max(grace),
+                    correlation: Some(m.meta.correlation),
+                    payload: serde_json::json!(Delayed {
+                        order: ev.order.as_uuid()
+                    }),
+                })
+                .collect();
+            vbp_bus::timers::schedule_many(conn, DELAY_TIMER, &timers)
+                .await
+                .map_err(transient)?;
+        }
+        if !p.shipped.is_empty() {
+            projection::mark_shipped(conn, &p.shipped).await?;
+            let keys: Vec<String> = p
+                .shipped
+                .iter()
+                .map(|(_, ev)| ev.order.to_string())
+                .collect();
+            vbp_bus::timers::cancel_many(conn, DELAY_TIMER, &keys)
+                .await
+                .map_err(transient)?;
+        }
+        if !p.accepted.is_empty() {
+            projection::insert_accepted_lines(conn, &p.accepted).await?;
+        }
+        if !p.paid.is_empty() {
+            projection::insert_settlements(conn, &p.paid).await?;
+        }
+        Ok(())
+    }
+
+    /// `orders.order.responded` and `offline_purchase.declared`.
+    async fn apply_one(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
         let svc = &self.0;
         let t = msg.meta.event_type.as_str();
         let event_id = msg.meta.id.as_uuid();
-        if t == OrderPlaced::event_type() {
-            let ev: OrderPlaced = msg.json()?;
-            let codes: Vec<String> = ev
-                .lines
-                .iter()
-                .map(|l| l.national_code.as_str().to_owned())
-                .collect();
-            let quantity: i64 = ev.lines.iter().map(|l| l.quantity).sum();
-            let done = sqlx::query(
-                "INSERT INTO orders (id, period, hospital, hospital_region, distributor, codes, \
-                 quantity, placed_at, placed_event) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(ev.order.as_uuid())
-            .bind(ev.period.as_uuid())
-            .bind(ev.hospital.as_uuid())
-            .bind(ev.hospital_region.as_u32() as i32)
-            .bind(ev.distributor.as_uuid())
-            .bind(&codes)
-            .bind(quantity)
-            .bind(ev.placed_at)
-            .bind(event_id)
-            .execute(&mut *conn)
-            .await?;
-            if done.rows_affected() == 1 {
-                // An order placed long ago (replay, an integrator's backlog)
-                // is judged only after its shipment has had time to arrive
-                // on the stream too.
-                let due = (ev.placed_at
-                    + Duration::days(i64::from(svc.settings.delivery_delay_days)))
-                .max(svc.clock.now() + Duration::hours(PROJECTION_GRACE_HOURS));
-                vbp_bus::timers::schedule(
-                    conn,
-                    DELAY_TIMER,
-                    &ev.order.to_string(),
-                    due,
-                    Some(msg.meta.correlation),
-                    &Delayed {
-                        order: ev.order.as_uuid(),
-                    },
-                )
-                .await
-                .map_err(transient)?;
-            }
-        } else if t == OrderResponded::event_type() {
+        if t == OrderResponded::event_type() {
             let ev: OrderResponded = msg.json()?;
             let done = sqlx::query(
                 "UPDATE orders SET response = $2, responded_at = $3, response_event = $4, \
@@ -208,60 +272,6 @@ impl Handler for Orders {
                 detect::check_order(conn, svc, &msg.context(), ev.order.as_uuid(), "refused")
                     .await?;
             }
-        } else if t == ShipmentDispatched::event_type() {
-            let ev: ShipmentDispatched = msg.json()?;
-            sqlx::query(
-                "UPDATE orders SET shipped_at = $2, shipped_event = $3 WHERE id = $1 \
-                 AND shipped_at IS NULL",
-            )
-            .bind(ev.order.as_uuid())
-            .bind(ev.shipped_at)
-            .bind(event_id)
-            .execute(&mut *conn)
-            .await?;
-            vbp_bus::timers::cancel(conn, DELAY_TIMER, &ev.order.to_string())
-                .await
-                .map_err(transient)?;
-        } else if t == ReceiptAccepted::event_type() {
-            let ev: ReceiptAccepted = msg.json()?;
-            for l in &ev.lines {
-                sqlx::query(
-                    "INSERT INTO accepted_lines (acceptance, line_no, event_id, period, hospital, \
-                     hospital_region, distributor, national_code, quantity, amount_fen, \
-                     accepted_at, payment_due_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(ev.acceptance.as_uuid())
-                .bind(l.line_no)
-                .bind(event_id)
-                .bind(ev.period.as_uuid())
-                .bind(ev.hospital.as_uuid())
-                .bind(ev.hospital_region.as_u32() as i32)
-                .bind(ev.distributor.as_uuid())
-                .bind(l.national_code.as_str())
-                .bind(l.accepted_quantity)
-                .bind(l.amount_fen.fen())
-                .bind(ev.accepted_at)
-                .bind(ev.payment_due_at)
-                .execute(&mut *conn)
-                .await?;
-            }
-        } else if t == SettlementPaid::event_type() {
-            let ev: SettlementPaid = msg.json()?;
-            sqlx::query(
-                "INSERT INTO settlements (id, hospital, hospital_region, acceptance, amount_fen, \
-                 due_at, paid_at, on_time) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING",
-            )
-            .bind(ev.settlement.as_uuid())
-            .bind(ev.hospital.as_uuid())
-            .bind(ev.hospital_region.as_u32() as i32)
-            .bind(ev.acceptance.map(|a| a.as_uuid()))
-            .bind(ev.amount_fen.fen())
-            .bind(ev.due_at)
-            .bind(ev.paid_at)
-            .bind(ev.on_time)
-            .execute(&mut *conn)
-            .await?;
         } else if t == OfflinePurchaseDeclared::event_type() {
             let ev: OfflinePurchaseDeclared = msg.json()?;
             sqlx::query(

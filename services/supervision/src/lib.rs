@@ -16,6 +16,7 @@ pub mod credit;
 pub mod detect;
 pub mod domain;
 pub mod monitor;
+pub mod projection;
 
 use std::sync::Arc;
 

@@ -239,63 +239,69 @@ async fn acceptance_of(rpc: &RpcClient, operator: &Actor, order: &str) -> anyhow
 }
 
 /// Invoices and settles what is not yet; returns how many records it made.
-async fn settle(rpc: &RpcClient, o: &Demo, acceptance: &Value) -> anyhow::Result<usize> {
+/// Each distributor uploads its invoices at once, and each payer pays its
+/// items in one payment run, as their finance departments do.
+async fn settle(rpc: &RpcClient, open: &[(&Demo, Value)]) -> anyhow::Result<usize> {
     let mut made = 0;
-    let id = text(&acceptance["acceptance"]);
-    let amount = acceptance["amount_fen"].as_i64().unwrap_or_default();
-    if acceptance["invoice"].is_null() {
-        let issued_on = &o.accepted[..10];
+    let mut uploads: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for (o, acceptance) in open {
+        if acceptance["invoice"].is_null() {
+            let amount = acceptance["amount_fen"].as_i64().unwrap_or_default();
+            uploads.entry(o.distributor).or_default().push(
+                json!({ "acceptance": text(&acceptance["acceptance"]), "invoice_code": "021002400111",
+                        "invoice_number": o.invoice_number, "amount_fen": amount,
+                        "tax_fen": amount * 13 / 113, "issued_on": &o.accepted[..10] }),
+            );
+        }
+    }
+    for (distributor, invoices) in uploads {
+        made += invoices.len();
         call(
             rpc,
             Service::Orders,
-            "invoice_issue",
-            &demo_actor(o.distributor)?,
-            json!({ "acceptance": id, "invoice_code": "021002400111",
-                    "invoice_number": o.invoice_number, "amount_fen": amount,
-                    "tax_fen": amount * 13 / 113, "issued_on": issued_on }),
+            "invoice_issue_batch",
+            &demo_actor(distributor)?,
+            json!({ "invoices": invoices }),
         )
         .await?;
-        made += 1;
     }
-    if acceptance["paid_fen"].as_i64().unwrap_or_default() > 0 {
-        return Ok(made);
+    let mut runs: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for (o, acceptance) in open {
+        if acceptance["paid_fen"].as_i64().unwrap_or_default() > 0 {
+            continue;
+        }
+        let id = text(&acceptance["acceptance"]);
+        let amount = acceptance["amount_fen"].as_i64().unwrap_or_default();
+        let pay = |channel: &str, paid_on: &str| json!({ "acceptance": id, "amount_fen": amount, "channel": channel, "paid_on": paid_on });
+        match o.settle {
+            Settle::Online(day) => runs.entry(o.hospital).or_default().push(pay("online", day)),
+            Settle::Direct(bureau, day) => runs.entry(bureau).or_default().push(pay("direct", day)),
+            Settle::Offline(reason) => {
+                call(
+                    rpc,
+                    Service::Orders,
+                    "settlement_move_offline",
+                    &demo_actor(o.hospital)?,
+                    json!({ "acceptance": id, "reason": reason }),
+                )
+                .await?;
+                made += 1;
+            }
+            Settle::Unpaid => {}
+        }
     }
-    let hospital = demo_actor(o.hospital)?;
-    let pay = |channel: &str, paid_on: &str| json!({ "acceptance": id, "amount_fen": amount, "channel": channel, "paid_on": paid_on });
-    match o.settle {
-        Settle::Online(day) => {
-            call(
-                rpc,
-                Service::Orders,
-                "settlement_pay",
-                &hospital,
-                pay("online", day),
-            )
-            .await?;
-        }
-        Settle::Direct(bureau, day) => {
-            call(
-                rpc,
-                Service::Orders,
-                "settlement_pay",
-                &demo_actor(bureau)?,
-                pay("direct", day),
-            )
-            .await?;
-        }
-        Settle::Offline(reason) => {
-            call(
-                rpc,
-                Service::Orders,
-                "settlement_move_offline",
-                &hospital,
-                json!({ "acceptance": id, "reason": reason }),
-            )
-            .await?;
-        }
-        Settle::Unpaid => return Ok(made),
+    for (payer, payments) in runs {
+        made += payments.len();
+        call(
+            rpc,
+            Service::Orders,
+            "settlement_pay_batch",
+            &demo_actor(payer)?,
+            json!({ "payments": payments }),
+        )
+        .await?;
     }
-    Ok(made + 1)
+    Ok(made)
 }
 
 /// Loads what is not loaded yet; returns how many records were created.
@@ -313,6 +319,7 @@ pub async fn load(platform: &Platform) -> anyhow::Result<usize> {
         created += missing.len();
     }
     let orders = demo_orders(rpc, &operator, ORDERS.len()).await?;
+    let mut acceptances = Vec::with_capacity(ORDERS.len());
     for o in ORDERS {
         let Some(order) = orders.get(o.external_id) else {
             bail!(
@@ -320,9 +327,12 @@ pub async fn load(platform: &Platform) -> anyhow::Result<usize> {
                 o.external_id
             );
         };
-        let acceptance = acceptance_of(rpc, &operator, &text(&order["order"])).await?;
-        created += settle(rpc, o, &acceptance).await?;
+        acceptances.push((
+            o,
+            acceptance_of(rpc, &operator, &text(&order["order"])).await?,
+        ));
     }
+    created += settle(rpc, &acceptances).await?;
     let (hospital, month, amount) = OFFLINE_DECLARATION;
     let hospital = demo_actor(hospital)?;
     let rates = call(

@@ -89,8 +89,31 @@ impl std::fmt::Display for RpcError {
 
 impl std::error::Error for RpcError {}
 
+/// The code of an error from a transaction that met a concurrent one
+/// (deadlock or serialization failure): nothing was applied, and the same
+/// call may be made again at once.
+pub const CONTENTION: &str = "contention";
+
+impl RpcError {
+    /// Whether the call failed on contention and may be repeated.
+    pub fn is_contention(&self) -> bool {
+        self.0.code == CONTENTION
+    }
+}
+
 impl From<sqlx::Error> for RpcError {
     fn from(e: sqlx::Error) -> Self {
+        // 40P01 deadlock_detected, 40001 serialization_failure.
+        if let Some(code) = e.as_database_error().and_then(|d| d.code())
+            && (code == "40P01" || code == "40001")
+        {
+            tracing::warn!(error = %e, "transaction met a concurrent one");
+            return RpcError::new(
+                503,
+                CONTENTION,
+                "the change met a concurrent change to the same records and was not applied; retry",
+            );
+        }
         tracing::error!(error = %e, "database error in RPC handler");
         RpcError::new(
             503,

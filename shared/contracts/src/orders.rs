@@ -600,6 +600,58 @@ pub struct PaySettlement {
     pub paid_on: Option<NaiveDate>,
 }
 
+/// Most items one invoice upload or payment run takes.
+pub const RUN_MAX_ITEMS: usize = 500;
+
+/// A distributor uploads many invoices at once (up to [`RUN_MAX_ITEMS`]),
+/// each under the rules of `invoice_issue`. All are recorded, or none: an
+/// item that breaks a rule is named in the error (`invoices[3].amount_fen`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueInvoices {
+    pub invoices: Vec<IssueInvoice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct InvoicedItem {
+    pub acceptance: AcceptanceId,
+    pub invoice: InvoiceId,
+    pub amount_fen: Money,
+}
+
+/// What an invoice upload recorded, in the order of the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct InvoiceRun {
+    pub items: Vec<InvoicedItem>,
+    pub amount_fen: Money,
+}
+
+/// A payment run (批量支付): a hospital pays many invoiced acceptances at
+/// once, or a bureau records the fund's direct settlements (up to
+/// [`RUN_MAX_ITEMS`]), each under the rules of `settlement_pay`, an
+/// acceptance at most once per run. All are paid, or none: an item that
+/// breaks a rule is named in the error (`payments[3].amount_fen`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PaySettlements {
+    pub payments: Vec<PaySettlement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PaidItem {
+    pub acceptance: AcceptanceId,
+    pub settlement: SettlementId,
+    pub amount_fen: Money,
+    pub paid_at: DateTime<Utc>,
+    /// Paid before the acceptance's deadline.
+    pub on_time: bool,
+}
+
+/// What a payment run recorded, in the order of the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PaymentRun {
+    pub items: Vec<PaidItem>,
+    pub amount_fen: Money,
+}
+
 /// A hospital declares purchases made outside the platform in a month.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeclareOfflinePurchase {
@@ -942,6 +994,10 @@ crate::rpc_operations! { Service::Orders, "orders";
     InvoiceIssue = "invoice_issue" (IssueInvoice) -> AcceptanceView;
     /// Payment of an invoiced acceptance (emits `settlement.paid`).
     SettlementPay = "settlement_pay" (PaySettlement) -> AcceptanceView;
+    /// A distributor uploads many invoices at once, all or none (emits `invoice.issued` each).
+    InvoiceIssueBatch = "invoice_issue_batch" (IssueInvoices) -> InvoiceRun;
+    /// A payment run: many invoiced acceptances paid at once, all or none (emits `settlement.paid` each).
+    SettlementPayBatch = "settlement_pay_batch" (PaySettlements) -> PaymentRun;
     /// A hospital declares offline purchases (emits `offline_purchase.declared`).
     OfflinePurchaseDeclare = "offline_purchase_declare" (DeclareOfflinePurchase) -> OfflinePurchaseView;
     OrderGet = "order_get" (GetOrder) -> OrderView;

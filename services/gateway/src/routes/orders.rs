@@ -95,6 +95,20 @@ pub fn routes() -> Vec<Route> {
             "Pay: online by the hospital, or direct by the fund",
         )
         .allow([Hospital, Bureau, Operator]),
+        r::<InvoiceIssueBatch>(
+            M::POST,
+            "/invoice-uploads",
+            "批量上传发票（全部成功或全部不记录）",
+            "Upload many invoices at once (all recorded, or none)",
+        )
+        .allow([Distributor]),
+        r::<SettlementPayBatch>(
+            M::POST,
+            "/payment-runs",
+            "批量支付（全部成功或全部不记录）",
+            "A payment run: pay many invoiced acceptances at once (all paid, or none)",
+        )
+        .allow([Hospital, Bureau, Operator]),
         r::<SettlementMoveOffline>(
             M::POST,
             "/acceptances/{acceptance}/offline-settlement",

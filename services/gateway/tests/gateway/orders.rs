@@ -224,32 +224,44 @@ async fn a_hospitals_order_runs_to_settlement_through_the_gateway_and_shortage_m
         )
         .await;
         assert_eq!(acc["amount_fen"], qty * PRICE);
-        let a = acc["acceptance"].as_str().expect("acceptance").to_owned();
-        json_ok(
-            h.post(
-                &format!("/api/v1/acceptances/{a}/invoice"),
-                &distributor,
-                &json!({ "invoice_code": "021002400111", "invoice_number": invoice_no,
-                         "amount_fen": qty * PRICE, "tax_fen": qty * PRICE * 13 / 113,
-                         "issued_on": "2024-09-02" }),
-            )
-            .await,
-        )
-        .await
+        acc
+    };
+    let invoice = |a: &str, qty: i64, invoice_no: &str| {
+        json!({ "acceptance": a, "invoice_code": "021002400111", "invoice_number": invoice_no,
+                "amount_fen": qty * PRICE, "tax_fen": qty * PRICE * 13 / 113,
+                "issued_on": "2024-09-02" })
     };
     let first = settle(&order, 12, "00000001").await;
     let first_id = first["acceptance"].as_str().expect("id");
-    assert_eq!(first["due_at"], "2024-10-31T16:00:00Z");
-    let paid = json_ok(
+    let first = json_ok(
         h.post(
-            &format!("/api/v1/acceptances/{first_id}/settlement"),
-            &hospital,
-            &json!({ "amount_fen": 12 * PRICE, "channel": "online" }),
+            &format!("/api/v1/acceptances/{first_id}/invoice"),
+            &distributor,
+            &invoice(first_id, 12, "00000001"),
         )
         .await,
     )
     .await;
-    assert_eq!(paid["paid_fen"], 12 * PRICE);
+    assert_eq!(first["due_at"], "2024-10-31T16:00:00Z");
+    // A payment run of the hospital: a fen over what is due refuses the
+    // whole run, naming the item; then it pays.
+    let run = |fen: i64| json!({ "payments": [{ "acceptance": first_id, "amount_fen": fen, "channel": "online" }] });
+    let refused = problem(
+        h.post("/api/v1/payment-runs", &hospital, &run(12 * PRICE + 1))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(refused["field"], "payments[0].amount_fen");
+    let paid = json_ok(
+        h.post("/api/v1/payment-runs", &hospital, &run(12 * PRICE))
+            .await,
+    )
+    .await;
+    assert_eq!(paid["amount_fen"], 12 * PRICE);
+    assert_eq!(paid["items"][0]["on_time"], true);
+    let open = json_ok(h.get("/api/v1/acceptances?open_only=true", &hospital).await).await;
+    assert_eq!(open["items"].as_array().map(Vec::len), Some(0), "{open}");
 
     // The bureau flags the product short with a cap of 5 per line.
     let shortage = created(
@@ -267,6 +279,29 @@ async fn a_hospitals_order_runs_to_settlement_through_the_gateway_and_shortage_m
     assert_eq!(capped["lines"][0]["requested_quantity"], 12);
     let second = settle(&capped, 5, "00000002").await;
     let second_id = second["acceptance"].as_str().expect("id");
+    // The distributor uploads its invoices: one number twice refuses the upload.
+    let upload = |numbers: &[&str]| json!({ "invoices": numbers.iter().map(|n| invoice(second_id, 5, n)).collect::<Vec<_>>() });
+    let refused = problem(
+        h.post(
+            "/api/v1/invoice-uploads",
+            &distributor,
+            &upload(&["00000001"]),
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert_eq!(refused["field"], "invoices[0].invoice_number");
+    let uploaded = json_ok(
+        h.post(
+            "/api/v1/invoice-uploads",
+            &distributor,
+            &upload(&["00000002"]),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(uploaded["amount_fen"], 5 * PRICE);
 
     // Its invoice was wrong: moved offline with a reason, audited.
     let refused = problem(

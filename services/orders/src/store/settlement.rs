@@ -47,29 +47,16 @@ pub async fn insert_acceptance(
     Ok(())
 }
 
-pub async fn get_acceptance(
-    conn: &mut PgConnection,
-    id: AcceptanceId,
-    lock: bool,
-) -> Result<Option<AcceptanceRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT id, order_id, period, hospital, hospital_region, distributor, amount_fen, accepted_at, \
-         due_at, invoice, paid_fen, paid_at, overdue, lines FROM acceptances WHERE id = $1{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id.as_uuid())
-        .fetch_optional(conn)
-        .await?
-    else {
-        return Ok(None);
-    };
+const ACCEPTANCE_COLUMNS: &str = "id, order_id, period, hospital, hospital_region, distributor, \
+     amount_fen, accepted_at, due_at, invoice, paid_fen, paid_at, overdue, lines";
+
+fn acceptance_row(r: &sqlx::postgres::PgRow) -> Result<AcceptanceRow, sqlx::Error> {
     let lines: sqlx::types::Json<Vec<AcceptedLine>> = r.try_get("lines")?;
-    Ok(Some(AcceptanceRow {
+    Ok(AcceptanceRow {
         period: PeriodId::from_uuid(r.try_get("period")?),
         hospital_region: region_from_i32(r.try_get("hospital_region")?),
         view: AcceptanceView {
-            acceptance: id,
+            acceptance: AcceptanceId::from_uuid(r.try_get("id")?),
             order: OrderId::from_uuid(r.try_get("order_id")?),
             hospital: OrgId::from_uuid(r.try_get("hospital")?),
             distributor: OrgId::from_uuid(r.try_get("distributor")?),
@@ -84,54 +71,98 @@ pub async fn get_acceptance(
             paid_at: r.try_get("paid_at")?,
             overdue: r.try_get("overdue")?,
         },
-    }))
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn insert_invoice(
+pub async fn get_acceptance(
     conn: &mut PgConnection,
-    id: InvoiceId,
-    acceptance: AcceptanceId,
-    code: &str,
-    number: &str,
-    amount: Money,
-    tax: Money,
-    issued_on: NaiveDate,
+    id: AcceptanceId,
+    lock: bool,
+) -> Result<Option<AcceptanceRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {ACCEPTANCE_COLUMNS} FROM acceptances WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_uuid())
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(acceptance_row)
+        .transpose()
+}
+
+/// The acceptances of `ids` that exist, locked for update in id order, so
+/// that runs over overlapping sets wait for each other instead of deadlocking.
+pub async fn lock_acceptances(
+    conn: &mut PgConnection,
+    ids: &[uuid::Uuid],
+) -> Result<Vec<AcceptanceRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {ACCEPTANCE_COLUMNS} FROM acceptances WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ids)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(acceptance_row)
+        .collect()
+}
+
+/// An invoice to record against an acceptance.
+#[derive(Debug, Clone)]
+pub struct NewInvoice<'a> {
+    pub id: InvoiceId,
+    pub acceptance: AcceptanceId,
+    pub code: &'a str,
+    pub number: &'a str,
+    pub amount: Money,
+    pub tax: Money,
+    pub issued_on: NaiveDate,
+}
+
+/// Records invoices and points their acceptances at them.
+pub async fn insert_invoices(
+    conn: &mut PgConnection,
+    rows: &[NewInvoice<'_>],
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id.as_uuid()).collect();
+    let acceptances: Vec<uuid::Uuid> = rows.iter().map(|r| r.acceptance.as_uuid()).collect();
     sqlx::query(
-        "INSERT INTO invoices (id, acceptance, invoice_code, invoice_number, amount_fen, tax_fen, \
-         issued_on, recorded_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+        "WITH i AS (INSERT INTO invoices (id, acceptance, invoice_code, invoice_number, amount_fen, \
+         tax_fen, issued_on, recorded_at) \
+         SELECT *, $8 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], \
+         $6::bigint[], $7::date[]) RETURNING id, acceptance) \
+         UPDATE acceptances a SET invoice = i.id FROM i WHERE a.id = i.acceptance",
     )
-    .bind(id.as_uuid())
-    .bind(acceptance.as_uuid())
-    .bind(code)
-    .bind(number)
-    .bind(amount.fen())
-    .bind(tax.fen())
-    .bind(issued_on)
+    .bind(&ids)
+    .bind(&acceptances)
+    .bind(rows.iter().map(|r| r.code).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.number).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.amount.fen()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.tax.fen()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.issued_on).collect::<Vec<_>>())
     .bind(at)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
-    sqlx::query("UPDATE acceptances SET invoice = $2 WHERE id = $1")
-        .bind(acceptance.as_uuid())
-        .bind(id.as_uuid())
-        .execute(conn)
-        .await?;
     Ok(())
 }
 
-pub async fn invoice_number_taken(
+/// Which of `(code, number)` are already recorded.
+pub async fn invoice_numbers_taken(
     conn: &mut PgConnection,
-    code: &str,
-    number: &str,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM invoices WHERE invoice_code = $1 AND invoice_number = $2)",
+    numbers: &[(&str, &str)],
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT i.invoice_code, i.invoice_number FROM invoices i \
+         JOIN unnest($1::text[], $2::text[]) AS n(code, number) \
+         ON i.invoice_code = n.code AND i.invoice_number = n.number",
     )
-    .bind(code)
-    .bind(number)
-    .fetch_one(conn)
+    .bind(numbers.iter().map(|n| n.0).collect::<Vec<_>>())
+    .bind(numbers.iter().map(|n| n.1).collect::<Vec<_>>())
+    .fetch_all(conn)
     .await
 }
 
@@ -178,6 +209,54 @@ pub async fn insert_settlement(
     .bind(amount.fen())
     .bind(at)
     .bind(on_time)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A payment of (part of) an acceptance.
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    pub id: SettlementId,
+    pub acceptance: AcceptanceId,
+    pub amount: Money,
+    pub channel: SettlementChannel,
+    pub paid_at: DateTime<Utc>,
+    pub on_time: bool,
+}
+
+/// Records payments by `actor` of `org`, adds them to their acceptances, and
+/// clears the overdue flag of an acceptance now paid in full by its
+/// deadline: the deadline was kept, so a flag the timer raised while the
+/// payment was being recorded after the fact no longer holds.
+pub async fn insert_payments(
+    conn: &mut PgConnection,
+    rows: &[NewPayment],
+    actor: &str,
+    org: OrgId,
+    recorded_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH s AS (INSERT INTO settlements (id, acceptance, amount_fen, channel, paid_at, on_time, \
+         actor, actor_org, recorded_at) \
+         SELECT *, $7, $8, $9 FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], \
+         $5::timestamptz[], $6::boolean[]) RETURNING acceptance, amount_fen, paid_at, on_time) \
+         UPDATE acceptances a SET paid_fen = a.paid_fen + s.amount_fen, \
+         paid_on_time_fen = a.paid_on_time_fen + CASE WHEN s.on_time THEN s.amount_fen ELSE 0 END, \
+         paid_at = CASE WHEN a.paid_fen + s.amount_fen >= a.amount_fen THEN s.paid_at ELSE a.paid_at END, \
+         overdue = a.overdue AND a.paid_on_time_fen \
+             + CASE WHEN s.on_time THEN s.amount_fen ELSE 0 END < a.amount_fen \
+         FROM s WHERE a.id = s.acceptance",
+    )
+    .bind(rows.iter().map(|r| r.id.as_uuid()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.acceptance.as_uuid()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.amount.fen()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| channel_str(r.channel)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.paid_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.on_time).collect::<Vec<_>>())
+    .bind(actor)
+    .bind(org.as_uuid())
+    .bind(recorded_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -230,21 +309,6 @@ pub async fn set_settlement_audit(
         .bind(recorded_at)
         .execute(conn)
         .await?;
-    Ok(())
-}
-
-/// Clears the overdue flag of an acceptance paid in full by its deadline.
-pub async fn clear_overdue_if_paid_on_time(
-    conn: &mut PgConnection,
-    id: AcceptanceId,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE acceptances SET overdue = false WHERE id = $1 AND overdue \
-         AND paid_on_time_fen >= amount_fen",
-    )
-    .bind(id.as_uuid())
-    .execute(conn)
-    .await?;
     Ok(())
 }
 

@@ -9,8 +9,9 @@
 //!
 //! The load: the demo integrator publishes N order lines on NATS as a
 //! hospital system would (order placed, shipping note, received, accepted);
-//! as each acceptance is committed the distributor invoices it and the
-//! hospital pays it over RPC, as their systems would. Each payment's
+//! as acceptances are committed the distributor uploads their invoices and
+//! the hospital pays them in payment runs over RPC (`--run-size` items a
+//! call; 1 = one invoice and one payment call per acceptance). Each payment's
 //! `orders.settlement.paid` reaches prepayment, which records the settlement
 //! and its offset (冲抵) against the hospital's disbursed prepayment.
 //!
@@ -41,6 +42,7 @@ use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use vbp_agreements::demo as d;
 use vbp_bus::{CallError, Context, RpcClient};
+use vbp_contracts::orders::RUN_MAX_ITEMS;
 use vbp_contracts::{Service, ingest};
 use vbp_kernel::Actor;
 use vbp_platform::Platform;
@@ -72,10 +74,14 @@ struct Args {
     /// Integrator connections publishing concurrently.
     #[arg(long, default_value_t = 4)]
     publishers: usize,
-    /// Invoices and payments in flight at once (the distributors' and
-    /// hospitals' systems).
+    /// Invoice uploads and payment runs in flight at once (the
+    /// distributors' and hospitals' systems).
     #[arg(long, default_value_t = 32)]
     settlers: usize,
+    /// Acceptances per invoice upload and payment run, at most (1: one
+    /// `invoice_issue` and one `settlement_pay` call per acceptance).
+    #[arg(long, default_value_t = 100)]
+    run_size: usize,
     /// Connections of each service's database pool.
     #[arg(long, default_value_t = 8)]
     db_connections: u32,
@@ -341,53 +347,108 @@ async fn amend_agreements(rpc: &RpcClient, orders: usize) -> anyhow::Result<usiz
 struct Open {
     acceptance: uuid::Uuid,
     amount_fen: i64,
-    hospital: uuid::Uuid,
-    distributor: uuid::Uuid,
 }
 
-/// The distributor invoices the acceptance, the hospital pays it online. A
-/// call that timed out may have been applied: its repeat is then refused
-/// as a transition, which counts as done.
-async fn settle(rpc: &RpcClient, open: &Open, n: usize) -> anyhow::Result<()> {
-    let distributor = actor(&open.distributor.to_string())?;
-    let hospital = actor(&open.hospital.to_string())?;
-    let invoice = json!({ "acceptance": open.acceptance, "invoice_code": "021002400111",
-        "invoice_number": format!("B{n:09}"), "amount_fen": open.amount_fen,
-        "tax_fen": open.amount_fen * 13 / 113, "issued_on": ISSUED_ON });
-    let pay = json!({ "acceptance": open.acceptance, "amount_fen": open.amount_fen,
-        "channel": "online", "paid_on": PAID_ON });
-    for (op, who, body, done) in [
-        ("invoice_issue", &distributor, invoice, "already invoiced"),
-        ("settlement_pay", &hospital, pay, "already settled"),
-    ] {
-        let mut attempt = 0;
-        loop {
-            match call(rpc, Service::Orders, op, who, body.clone()).await {
-                Ok(_) => break,
-                Err(CallError::Remote(e)) if attempt > 0 && e.to_string().contains(done) => break,
-                Err(e @ (CallError::Timeout(..) | CallError::NoResponders(_))) if attempt < 5 => {
-                    tracing::warn!(op, error = %e, "retried");
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => anyhow::bail!("{op} for acceptance {}: {e}", open.acceptance),
+/// Calls `op`, retrying a call that timed out; it may have been applied, so
+/// a repeat refused as the transition `done` counts as done.
+async fn call_once(
+    rpc: &RpcClient,
+    op: &str,
+    who: &Actor,
+    body: Value,
+    done: &str,
+) -> anyhow::Result<()> {
+    let mut attempt = 0;
+    loop {
+        match call(rpc, Service::Orders, op, who, body.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(CallError::Remote(e)) if attempt > 0 && e.to_string().contains(done) => {
+                return Ok(());
             }
+            Err(CallError::Remote(e)) if e.is_contention() && attempt < 5 => {
+                tracing::warn!(op, error = %e, "retried");
+                attempt += 1;
+            }
+            Err(e @ (CallError::Timeout(..) | CallError::NoResponders(_))) if attempt < 5 => {
+                tracing::warn!(op, error = %e, "retried");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => anyhow::bail!("{op}: {e}"),
         }
+    }
+}
+
+/// The distributor invoices the acceptances, then the hospital pays them
+/// online: one call each per acceptance, or one upload and one payment run.
+async fn settle(
+    rpc: &RpcClient,
+    (hospital, distributor): (uuid::Uuid, uuid::Uuid),
+    open: &[Open],
+    first: usize,
+) -> anyhow::Result<()> {
+    let distributor = actor(&distributor.to_string())?;
+    let hospital = actor(&hospital.to_string())?;
+    let invoice = |n: usize, o: &Open| {
+        json!({ "acceptance": o.acceptance, "invoice_code": "021002400111",
+        "invoice_number": format!("B{:09}", first + n), "amount_fen": o.amount_fen,
+        "tax_fen": o.amount_fen * 13 / 113, "issued_on": ISSUED_ON })
+    };
+    let pay = |o: &Open| {
+        json!({ "acceptance": o.acceptance, "amount_fen": o.amount_fen,
+        "channel": "online", "paid_on": PAID_ON })
+    };
+    if let [o] = open {
+        call_once(
+            rpc,
+            "invoice_issue",
+            &distributor,
+            invoice(0, o),
+            "already invoiced",
+        )
+        .await?;
+        call_once(rpc, "settlement_pay", &hospital, pay(o), "already settled").await?;
+    } else {
+        let invoices: Vec<Value> = open
+            .iter()
+            .enumerate()
+            .map(|(n, o)| invoice(n, o))
+            .collect();
+        let payments: Vec<Value> = open.iter().map(pay).collect();
+        call_once(
+            rpc,
+            "invoice_issue_batch",
+            &distributor,
+            json!({ "invoices": invoices }),
+            "already invoiced",
+        )
+        .await?;
+        call_once(
+            rpc,
+            "settlement_pay_batch",
+            &hospital,
+            json!({ "payments": payments }),
+            "already settled",
+        )
+        .await?;
     }
     Ok(())
 }
 
-/// Invoices and pays every acceptance as orders commits it, `settlers` at
-/// once, until `orders` are settled.
+/// Invoices and pays every acceptance as orders commits it, in runs of up
+/// to `run_size` per hospital and distributor, `settlers` runs at once,
+/// until `orders` are settled; returns the RPC calls made.
 async fn settle_all(
     rpc: RpcClient,
     db: PgPool,
     orders: usize,
     settlers: usize,
-) -> anyhow::Result<()> {
+    run_size: usize,
+) -> anyhow::Result<usize> {
     let permits = Arc::new(Semaphore::new(settlers));
     let mut taken: HashSet<uuid::Uuid> = HashSet::new();
     let mut tasks = tokio::task::JoinSet::new();
+    let (mut runs, mut numbered) = (0, 0);
     while taken.len() < orders {
         let rows: Vec<(uuid::Uuid, i64, uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
             "SELECT a.id, a.amount_fen, a.hospital, a.distributor FROM orders.acceptances a \
@@ -395,35 +456,45 @@ async fn settle_all(
         )
         .fetch_all(&db)
         .await?;
-        let fresh: Vec<_> = rows.into_iter().filter(|r| !taken.contains(&r.0)).collect();
-        if fresh.is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut fresh: BTreeMap<(uuid::Uuid, uuid::Uuid), Vec<Open>> = BTreeMap::new();
+        for (acceptance, amount_fen, hospital, distributor) in rows {
+            if taken.insert(acceptance) {
+                fresh
+                    .entry((hospital, distributor))
+                    .or_default()
+                    .push(Open {
+                        acceptance,
+                        amount_fen,
+                    });
+            }
         }
-        for (acceptance, amount_fen, hospital, distributor) in fresh {
-            let n = taken.len();
-            taken.insert(acceptance);
-            let permit = permits.clone().acquire_owned().await?;
-            let rpc = rpc.clone();
-            let open = Open {
-                acceptance,
-                amount_fen,
-                hospital,
-                distributor,
-            };
-            tasks.spawn(async move {
-                let done = settle(&rpc, &open, n).await;
-                drop(permit);
-                done
-            });
+        for (parties, open) in fresh {
+            let mut open = open.into_iter().peekable();
+            while open.peek().is_some() {
+                let run: Vec<Open> = open.by_ref().take(run_size).collect();
+                let first = numbered;
+                numbered += run.len();
+                runs += 1;
+                let permit = permits.clone().acquire_owned().await?;
+                let rpc = rpc.clone();
+                tasks.spawn(async move {
+                    let done = settle(&rpc, parties, &run, first).await;
+                    drop(permit);
+                    done
+                });
+            }
         }
         while let Some(done) = tasks.try_join_next() {
             done??;
         }
+        // The distributors' and hospitals' systems look for new work a few
+        // times a second; a scan of every acceptance each time.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     while let Some(done) = tasks.join_next().await {
         done??;
     }
-    Ok(())
+    Ok(2 * runs)
 }
 
 async fn scalar(db: &PgPool, sql: &'static str) -> anyhow::Result<i64> {
@@ -488,6 +559,10 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(args.lines >= 1, "--lines: at least 1");
     anyhow::ensure!(args.publishers >= 1, "--publishers: at least 1");
     anyhow::ensure!(args.settlers >= 1, "--settlers: at least 1");
+    anyhow::ensure!(
+        (1..=RUN_MAX_ITEMS).contains(&args.run_size),
+        "--run-size: 1 to {RUN_MAX_ITEMS} (the most a run takes)"
+    );
     for var in ["VBP_TEST_DATABASE_URL", "VBP_TEST_NATS_URL"] {
         anyhow::ensure!(
             std::env::var_os(var).is_some(),
@@ -594,8 +669,8 @@ async fn main() -> anyhow::Result<()> {
         statements::reset(&admin).await?;
     }
     say(format!(
-        "driving {orders} orders = {lines} lines ({} publishers, {} settlers, topology {:?})",
-        args.publishers, args.settlers, args.topology
+        "driving {orders} orders = {lines} lines ({} publishers, {} settlers, runs of up to {}, topology {:?})",
+        args.publishers, args.settlers, args.run_size, args.topology
     ));
     let sampler = memory::Sampler::start(pids.clone(), Duration::from_millis(100));
     let mut settler = Some(tokio::spawn(settle_all(
@@ -606,7 +681,9 @@ async fn main() -> anyhow::Result<()> {
         admin.clone(),
         orders,
         args.settlers,
+        args.run_size,
     )));
+    let mut rpc_calls = 0;
     let started_wall = epoch(Utc::now());
     let started = Instant::now();
     let publishers: Vec<_> = (0..args.publishers)
@@ -644,7 +721,8 @@ async fn main() -> anyhow::Result<()> {
         if settler.as_ref().is_some_and(|s| s.is_finished()) {
             // Done invoicing and paying; an error is why nothing more will come.
             if let Some(s) = settler.take() {
-                s.await?
+                rpc_calls = s
+                    .await?
                     .map_err(|e| e.context("settling the acceptances"))?;
             }
         }
@@ -691,7 +769,7 @@ async fn main() -> anyhow::Result<()> {
         .filter_map(|(n, p)| Some((n.clone(), memory::read(*p)?)))
         .collect();
     if let Some(s) = settler {
-        s.await??;
+        rpc_calls = s.await??;
     }
 
     // Every message applied, nothing dead-lettered: the figure is of a
@@ -761,7 +839,6 @@ async fn main() -> anyhow::Result<()> {
     let messages = orders * 4;
     let publish_rate = messages as f64 / published.as_secs_f64();
     let progressed = progressed_after.unwrap_or(settled_after).as_secs_f64();
-    let rpc_calls = orders * 2;
     let report = json!({
         "topology": format!("{:?}", args.topology).to_lowercase(),
         "orders": orders,
@@ -804,7 +881,12 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "  pipeline: integrator NATS -> orders (ingest, acceptance) -> agreements progress; \
-         invoice + payment RPC -> orders settlement -> prepayment offset"
+         invoice uploads + payment runs (RPC) -> orders settlement -> prepayment offset"
+    );
+    println!(
+        "  {:<44} {:>12}",
+        "settlement calls (invoice + payment RPC)",
+        format!("{rpc_calls} for {orders}")
     );
     println!(
         "  {:<44} {:>12}",
