@@ -132,10 +132,10 @@ impl Handler for Orders {
         self.handle_batch(conn, &[msg]).await
     }
 
-    /// Placements, shipments, acceptances and payments a statement per kind;
-    /// responses and offline declarations one by one, in stream order: what
-    /// came before one of them is written first, since finding a selective
-    /// refusal reads the distributor's other orders.
+    /// Placements, responses, shipments, acceptances and payments a statement
+    /// per kind; refusals and offline declarations one by one, in stream
+    /// order: what came before one of them is written first, since finding
+    /// a selective refusal reads the distributor's other orders.
     async fn handle_batch(
         &self,
         conn: &mut PgConnection,
@@ -146,6 +146,14 @@ impl Handler for Orders {
             let t = msg.meta.event_type.as_str();
             if t == OrderPlaced::event_type() {
                 pending.placed.push((msg, msg.json::<OrderPlaced>()?));
+            } else if t == OrderResponded::event_type() {
+                let ev: OrderResponded = msg.json()?;
+                if ev.response == OrderResponse::Refused {
+                    self.flush(conn, std::mem::take(&mut pending)).await?;
+                    self.apply_one(conn, msg).await?;
+                } else {
+                    pending.responded.push((msg.meta.id, ev));
+                }
             } else if t == ShipmentDispatched::event_type() {
                 pending
                     .shipped
@@ -169,6 +177,7 @@ impl Handler for Orders {
 #[derive(Default)]
 struct Pending<'m> {
     placed: Vec<(&'m Incoming, OrderPlaced)>,
+    responded: Vec<(EventId, OrderResponded)>,
     shipped: Vec<(EventId, ShipmentDispatched)>,
     accepted: Vec<(EventId, ReceiptAccepted)>,
     paid: Vec<SettlementPaid>,
@@ -212,6 +221,15 @@ impl Orders {
                 .await
                 .map_err(transient)?;
         }
+        if !p.responded.is_empty() {
+            let unknown = projection::record_responses(conn, &p.responded).await?;
+            if let Some(order) = unknown.first() {
+                // The placement is on its way (one stream, so rare).
+                return Err(HandlerError::transient(format!(
+                    "order {order} not projected yet"
+                )));
+            }
+        }
         if !p.shipped.is_empty() {
             projection::mark_shipped(conn, &p.shipped).await?;
             let keys: Vec<String> = p
@@ -232,7 +250,8 @@ impl Orders {
         Ok(())
     }
 
-    /// `orders.order.responded` and `offline_purchase.declared`.
+    /// A response (a refusal is checked for selective delivery) and
+    /// `offline_purchase.declared`.
     async fn apply_one(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
         let svc = &self.0;
         let t = msg.meta.event_type.as_str();

@@ -2,7 +2,9 @@
 //! projected a batch at a time: one statement per kind of event.
 
 use sqlx::PgConnection;
-use vbp_contracts::orders::{OrderPlaced, ReceiptAccepted, SettlementPaid, ShipmentDispatched};
+use vbp_contracts::orders::{
+    OrderPlaced, OrderResponded, ReceiptAccepted, SettlementPaid, ShipmentDispatched,
+};
 use vbp_kernel::EventId;
 
 /// Records placed orders; returns the ids of those not seen before.
@@ -44,6 +46,55 @@ pub async fn insert_orders(
     .bind(quantities)
     .bind(placed_at)
     .bind(events)
+    .fetch_all(conn)
+    .await
+}
+
+/// Records the first response to each order; returns the orders not
+/// projected yet (their placement is still on its way).
+pub async fn record_responses(
+    conn: &mut PgConnection,
+    responded: &[(EventId, OrderResponded)],
+) -> Result<Vec<uuid::Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH r AS (SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::text[], \
+         $3::timestamptz[], $4::uuid[], $5::text[]) WITH ORDINALITY \
+         AS t(id, response, at, event, reason, n) ORDER BY id, n), \
+         u AS (UPDATE orders o SET response = r.response, responded_at = r.at, \
+         response_event = r.event, response_reason = r.reason \
+         FROM r WHERE o.id = r.id AND o.response IS NULL) \
+         SELECT r.id FROM r WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = r.id)",
+    )
+    .bind(
+        responded
+            .iter()
+            .map(|(_, e)| e.order.as_uuid())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        responded
+            .iter()
+            .map(|(_, e)| crate::api::enum_str(e.response))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        responded
+            .iter()
+            .map(|(_, e)| e.responded_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        responded
+            .iter()
+            .map(|(id, _)| id.as_uuid())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        responded
+            .iter()
+            .map(|(_, e)| e.reason.clone())
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(conn)
     .await
 }

@@ -3,8 +3,9 @@
 //! organisations would. The services run on today's clock, so what happened
 //! inside the period reaches the platform the way past business does: the
 //! hospitals' integrator publishes orders, shipping notes, receipts and
-//! acceptances with their business times; distributors then invoice, and
-//! hospitals and the fund record payments with the day they were made.
+//! acceptances with their business times; distributors then upload their
+//! invoices, and hospitals and the fund record payments in payment runs with
+//! the day each was made.
 //!
 //! The result: three items paid on time online, one paid late directly by
 //! the fund, one moved to offline settlement (wrong invoice), one never
