@@ -132,10 +132,9 @@ impl Handler for Orders {
         self.handle_batch(conn, &[msg]).await
     }
 
-    /// Placements, responses, shipments, acceptances and payments a statement
-    /// per kind; refusals and offline declarations one by one, in stream
-    /// order: what came before one of them is written first, since finding
-    /// a selective refusal reads the distributor's other orders.
+    /// A statement per kind of event; a refusal on its own, in stream order:
+    /// what came before it is written first, since finding a selective
+    /// refusal reads the distributor's other orders.
     async fn handle_batch(
         &self,
         conn: &mut PgConnection,
@@ -150,7 +149,7 @@ impl Handler for Orders {
                 let ev: OrderResponded = msg.json()?;
                 if ev.response == OrderResponse::Refused {
                     self.flush(conn, std::mem::take(&mut pending)).await?;
-                    self.apply_one(conn, msg).await?;
+                    self.refused(conn, msg, ev).await?;
                 } else {
                     pending.responded.push((msg.meta.id, ev));
                 }
@@ -164,9 +163,10 @@ impl Handler for Orders {
                     .push((msg.meta.id, msg.json::<ReceiptAccepted>()?));
             } else if t == SettlementPaid::event_type() {
                 pending.paid.push(msg.json::<SettlementPaid>()?);
-            } else {
-                self.flush(conn, std::mem::take(&mut pending)).await?;
-                self.apply_one(conn, msg).await?;
+            } else if t == OfflinePurchaseDeclared::event_type() {
+                pending
+                    .offline
+                    .push((msg.meta.id, msg.json::<OfflinePurchaseDeclared>()?));
             }
         }
         self.flush(conn, pending).await
@@ -181,6 +181,7 @@ struct Pending<'m> {
     shipped: Vec<(EventId, ShipmentDispatched)>,
     accepted: Vec<(EventId, ReceiptAccepted)>,
     paid: Vec<SettlementPaid>,
+    offline: Vec<(EventId, OfflinePurchaseDeclared)>,
 }
 
 impl Orders {
@@ -190,12 +191,8 @@ impl Orders {
     async fn flush(&self, conn: &mut PgConnection, p: Pending<'_>) -> Result<(), HandlerError> {
         let svc = &self.0;
         if !p.placed.is_empty() {
-            let rows: Vec<_> = p
-                .placed
-                .iter()
-                .map(|(m, ev)| (m.meta.id, ev.clone()))
-                .collect();
-            let new: std::collections::HashSet<uuid::Uuid> = projection::insert_orders(conn, &rows)
+            let rows = p.placed.iter().map(|(m, ev)| (m.meta.id, ev));
+            let new: std::collections::HashSet<uuid::Uuid> = projection::insert_orders(conn, rows)
                 .await?
                 .into_iter()
                 .collect();
@@ -222,13 +219,8 @@ impl Orders {
                 .map_err(transient)?;
         }
         if !p.responded.is_empty() {
-            let unknown = projection::record_responses(conn, &p.responded).await?;
-            if let Some(order) = unknown.first() {
-                // The placement is on its way (one stream, so rare).
-                return Err(HandlerError::transient(format!(
-                    "order {order} not projected yet"
-                )));
-            }
+            let found = projection::record_responses(conn, &p.responded).await?;
+            not_projected(&found)?;
         }
         if !p.shipped.is_empty() {
             projection::mark_shipped(conn, &p.shipped).await?;
@@ -247,65 +239,40 @@ impl Orders {
         if !p.paid.is_empty() {
             projection::insert_settlements(conn, &p.paid).await?;
         }
+        if !p.offline.is_empty() {
+            projection::insert_offline_purchases(conn, &p.offline).await?;
+        }
         Ok(())
     }
 
-    /// A response (a refusal is checked for selective delivery) and
-    /// `offline_purchase.declared`.
-    async fn apply_one(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
-        let svc = &self.0;
-        let t = msg.meta.event_type.as_str();
-        let event_id = msg.meta.id.as_uuid();
-        if t == OrderResponded::event_type() {
-            let ev: OrderResponded = msg.json()?;
-            let done = sqlx::query(
-                "UPDATE orders SET response = $2, responded_at = $3, response_event = $4, \
-                 response_reason = $5 WHERE id = $1 AND response IS NULL",
-            )
-            .bind(ev.order.as_uuid())
-            .bind(enum_str(ev.response))
-            .bind(ev.responded_at)
-            .bind(event_id)
-            .bind(&ev.reason)
-            .execute(&mut *conn)
-            .await?;
-            if done.rows_affected() == 0 {
-                let known: bool =
-                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1)")
-                        .bind(ev.order.as_uuid())
-                        .fetch_one(&mut *conn)
-                        .await?;
-                if !known {
-                    // The placement is on its way (one stream, so rare).
-                    return Err(HandlerError::transient(format!(
-                        "order {} not projected yet",
-                        ev.order
-                    )));
-                }
-                return Ok(());
-            }
-            if ev.response == OrderResponse::Refused {
-                vbp_bus::timers::cancel(conn, DELAY_TIMER, &ev.order.to_string())
-                    .await
-                    .map_err(transient)?;
-                detect::check_order(conn, svc, &msg.context(), ev.order.as_uuid(), "refused")
-                    .await?;
-            }
-        } else if t == OfflinePurchaseDeclared::event_type() {
-            let ev: OfflinePurchaseDeclared = msg.json()?;
-            sqlx::query(
-                "INSERT INTO offline_purchases (event_id, hospital, hospital_region, month, \
-                 amount_fen) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
-            )
-            .bind(event_id)
-            .bind(ev.hospital.as_uuid())
-            .bind(ev.hospital_region.as_u32() as i32)
-            .bind(ev.month)
-            .bind(ev.amount_fen.fen())
-            .execute(&mut *conn)
-            .await?;
+    /// A refusal, recorded and checked for selective delivery.
+    async fn refused(
+        &self,
+        conn: &mut PgConnection,
+        msg: &Incoming,
+        ev: OrderResponded,
+    ) -> Result<(), HandlerError> {
+        let order = ev.order;
+        let found = projection::record_responses(conn, &[(msg.meta.id, ev)]).await?;
+        not_projected(&found)?;
+        if found.recorded.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        vbp_bus::timers::cancel(conn, DELAY_TIMER, &order.to_string())
+            .await
+            .map_err(transient)?;
+        detect::check_order(conn, &self.0, &msg.context(), order.as_uuid(), "refused").await
+    }
+}
+
+/// Responses to orders not projected yet wait for their placement (one
+/// stream, so rare).
+fn not_projected(found: &projection::Responses) -> Result<(), HandlerError> {
+    match found.unknown.first() {
+        Some(order) => Err(HandlerError::transient(format!(
+            "order {order} not projected yet"
+        ))),
+        None => Ok(()),
     }
 }
 

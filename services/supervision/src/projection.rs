@@ -1,16 +1,18 @@
-//! The orders service's placements, shipments, acceptances and payments,
-//! projected a batch at a time: one statement per kind of event.
+//! The orders service's placements, responses, shipments, acceptances,
+//! payments and declared offline purchases, projected a batch at a time: one
+//! statement per kind of event.
 
 use sqlx::PgConnection;
 use vbp_contracts::orders::{
-    OrderPlaced, OrderResponded, ReceiptAccepted, SettlementPaid, ShipmentDispatched,
+    OfflinePurchaseDeclared, OrderPlaced, OrderResponded, ReceiptAccepted, SettlementPaid,
+    ShipmentDispatched,
 };
 use vbp_kernel::EventId;
 
 /// Records placed orders; returns the ids of those not seen before.
-pub async fn insert_orders(
+pub async fn insert_orders<'e>(
     conn: &mut PgConnection,
-    placed: &[(EventId, OrderPlaced)],
+    placed: impl Iterator<Item = (EventId, &'e OrderPlaced)>,
 ) -> Result<Vec<uuid::Uuid>, sqlx::Error> {
     let (mut ids, mut periods, mut hospitals, mut regions, mut distributors) =
         (vec![], vec![], vec![], vec![], vec![]);
@@ -50,20 +52,29 @@ pub async fn insert_orders(
     .await
 }
 
-/// Records the first response to each order; returns the orders not
-/// projected yet (their placement is still on its way).
+/// What recording responses found.
+#[derive(Debug, Default)]
+pub struct Responses {
+    /// Orders whose response was recorded now (not already there).
+    pub recorded: Vec<uuid::Uuid>,
+    /// Orders not projected yet: their placement is still on its way.
+    pub unknown: Vec<uuid::Uuid>,
+}
+
+/// Records the first response to each order.
 pub async fn record_responses(
     conn: &mut PgConnection,
     responded: &[(EventId, OrderResponded)],
-) -> Result<Vec<uuid::Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+) -> Result<Responses, sqlx::Error> {
+    let rows: Vec<(uuid::Uuid, bool, bool)> = sqlx::query_as(
         "WITH r AS (SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::text[], \
          $3::timestamptz[], $4::uuid[], $5::text[]) WITH ORDINALITY \
          AS t(id, response, at, event, reason, n) ORDER BY id, n), \
          u AS (UPDATE orders o SET response = r.response, responded_at = r.at, \
          response_event = r.event, response_reason = r.reason \
-         FROM r WHERE o.id = r.id AND o.response IS NULL) \
-         SELECT r.id FROM r WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = r.id)",
+         FROM r WHERE o.id = r.id AND o.response IS NULL RETURNING o.id) \
+         SELECT r.id, EXISTS (SELECT 1 FROM u WHERE u.id = r.id), \
+         EXISTS (SELECT 1 FROM orders o WHERE o.id = r.id) FROM r",
     )
     .bind(
         responded
@@ -96,7 +107,57 @@ pub async fn record_responses(
             .collect::<Vec<_>>(),
     )
     .fetch_all(conn)
-    .await
+    .await?;
+    let mut found = Responses::default();
+    for (order, recorded, known) in rows {
+        if recorded {
+            found.recorded.push(order);
+        } else if !known {
+            found.unknown.push(order);
+        }
+    }
+    Ok(found)
+}
+
+/// Records declarations of offline purchases; one already recorded is left
+/// as it is.
+pub async fn insert_offline_purchases(
+    conn: &mut PgConnection,
+    declared: &[(EventId, OfflinePurchaseDeclared)],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO offline_purchases (event_id, hospital, hospital_region, month, amount_fen) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::date[], $5::bigint[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(
+        declared
+            .iter()
+            .map(|(id, _)| id.as_uuid())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        declared
+            .iter()
+            .map(|(_, e)| e.hospital.as_uuid())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        declared
+            .iter()
+            .map(|(_, e)| e.hospital_region.as_u32() as i32)
+            .collect::<Vec<_>>(),
+    )
+    .bind(declared.iter().map(|(_, e)| e.month).collect::<Vec<_>>())
+    .bind(
+        declared
+            .iter()
+            .map(|(_, e)| e.amount_fen.fen())
+            .collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Records the first shipment of each order.

@@ -420,6 +420,7 @@ fn payment_of(
         acceptance: req.acceptance,
         amount: req.amount_fen,
         channel: req.channel,
+        reason: None,
         paid_at,
         on_time: paid_at < acc.view.due_at,
     })
@@ -464,19 +465,16 @@ pub async fn settlement_move_offline(
     let on_time = now < acc.view.due_at;
     let id = SettlementId::new();
     let amount = Money::from_fen(open);
-    store::insert_settlement(
-        &mut tx,
+    let moved = store::NewPayment {
         id,
-        req.acceptance,
+        acceptance: req.acceptance,
         amount,
-        SettlementChannel::Offline,
-        Some(&reason),
-        &a.sub,
-        now,
+        channel: SettlementChannel::Offline,
+        reason: Some(reason.clone()),
+        paid_at: now,
         on_time,
-    )
-    .await?;
-    store::set_settlement_audit(&mut tx, id, a.org, now).await?;
+    };
+    store::insert_payments(&mut tx, &[moved], &a.sub, a.org, now).await?;
     svc.outbox
         .append(
             &mut tx,

@@ -174,46 +174,6 @@ pub fn channel_str(c: SettlementChannel) -> &'static str {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn insert_settlement(
-    conn: &mut PgConnection,
-    id: SettlementId,
-    acceptance: AcceptanceId,
-    amount: Money,
-    channel: SettlementChannel,
-    reason: Option<&str>,
-    actor: &str,
-    at: DateTime<Utc>,
-    on_time: bool,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO settlements (id, acceptance, amount_fen, channel, reason, actor, paid_at, on_time) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
-    )
-    .bind(id.as_uuid())
-    .bind(acceptance.as_uuid())
-    .bind(amount.fen())
-    .bind(channel_str(channel))
-    .bind(reason)
-    .bind(actor)
-    .bind(at)
-    .bind(on_time)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE acceptances SET paid_fen = paid_fen + $2, \
-         paid_on_time_fen = paid_on_time_fen + CASE WHEN $4 THEN $2 ELSE 0 END, \
-         paid_at = CASE WHEN paid_fen + $2 >= amount_fen THEN $3 ELSE paid_at END WHERE id = $1",
-    )
-    .bind(acceptance.as_uuid())
-    .bind(amount.fen())
-    .bind(at)
-    .bind(on_time)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// A payment of (part of) an acceptance.
 #[derive(Debug, Clone)]
 pub struct NewPayment {
@@ -221,6 +181,8 @@ pub struct NewPayment {
     pub acceptance: AcceptanceId,
     pub amount: Money,
     pub channel: SettlementChannel,
+    /// Why an item moved to offline settlement.
+    pub reason: Option<String>,
     pub paid_at: DateTime<Utc>,
     pub on_time: bool,
 }
@@ -237,10 +199,11 @@ pub async fn insert_payments(
     recorded_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "WITH s AS (INSERT INTO settlements (id, acceptance, amount_fen, channel, paid_at, on_time, \
-         actor, actor_org, recorded_at) \
-         SELECT *, $7, $8, $9 FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], \
-         $5::timestamptz[], $6::boolean[]) RETURNING acceptance, amount_fen, paid_at, on_time) \
+        "WITH s AS (INSERT INTO settlements (id, acceptance, amount_fen, channel, reason, paid_at, \
+         on_time, actor, actor_org, recorded_at) \
+         SELECT *, $8, $9, $10 FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], \
+         $5::text[], $6::timestamptz[], $7::boolean[]) \
+         RETURNING acceptance, amount_fen, paid_at, on_time) \
          UPDATE acceptances a SET paid_fen = a.paid_fen + s.amount_fen, \
          paid_on_time_fen = a.paid_on_time_fen + CASE WHEN s.on_time THEN s.amount_fen ELSE 0 END, \
          paid_at = CASE WHEN a.paid_fen + s.amount_fen >= a.amount_fen THEN s.paid_at ELSE a.paid_at END, \
@@ -252,6 +215,7 @@ pub async fn insert_payments(
     .bind(rows.iter().map(|r| r.acceptance.as_uuid()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.amount.fen()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| channel_str(r.channel)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.reason.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.paid_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.on_time).collect::<Vec<_>>())
     .bind(actor)
@@ -293,23 +257,6 @@ pub async fn list_acceptances(
     .fetch_all(conn)
     .await?;
     Ok(ids.into_iter().map(AcceptanceId::from_uuid).collect())
-}
-
-/// Who acted for a settlement (the organisation) and when it was recorded,
-/// which differs from `paid_at` for a payment recorded after the fact.
-pub async fn set_settlement_audit(
-    conn: &mut PgConnection,
-    id: SettlementId,
-    org: OrgId,
-    recorded_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE settlements SET actor_org = $2, recorded_at = $3 WHERE id = $1")
-        .bind(id.as_uuid())
-        .bind(org.as_uuid())
-        .bind(recorded_at)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// Flags an unpaid acceptance overdue; false when it was paid or already flagged.
