@@ -919,7 +919,7 @@ async fn hostile_input_is_refused_by_rule_and_changes_nothing() {
     // The rejections are visible to the integrator, with their reasons.
     let integrator = cast::by_name("integrator-spd");
     let listed = system
-        .get("/api/v1/ingest/rejections?limit=500", integrator)
+        .get("/api/v1/ingest/rejections?page_size=500", integrator)
         .await;
     let listed_items = listed.json["items"].as_array().cloned().unwrap_or_default();
     for case in nats_cases.iter().filter(|c| c.integrator == d::INTEGRATOR) {

@@ -9,6 +9,7 @@ use chrono::{DateTime, Datelike, Duration, Utc};
 use sqlx::{PgConnection, PgPool};
 use vbp_bus::{Context, Outbox, RpcError};
 use vbp_contracts::agreements::*;
+use vbp_contracts::page::Window;
 use vbp_kernel::{
     Actor, BasisPoints, Money, NationalCode, OrgId, OrgKind, RegionCode, RegionLevel, SharedClock,
     beijing_date,
@@ -37,19 +38,6 @@ fn actor(ctx: &Context) -> R<&Actor> {
 
 fn is_operator(a: &Actor) -> bool {
     a.org_kind == OrgKind::Operator
-}
-
-fn page_bounds(page: u32, size: u32) -> R<(i64, i64)> {
-    if page == 0 {
-        return Err(RpcError::invalid("page", "page starts at 1"));
-    }
-    if size == 0 || size > MAX_PAGE_SIZE {
-        return Err(RpcError::invalid(
-            "page_size",
-            format!("page_size must be between 1 and {MAX_PAGE_SIZE}"),
-        ));
-    }
-    Ok((size as i64, (page as i64 - 1) * size as i64))
 }
 
 /// What an actor may see of hospital-scoped data.
@@ -505,7 +493,7 @@ pub async fn org_get(svc: Shared, ctx: Context, req: GetOrg) -> R<OrgView> {
 
 pub async fn org_list(svc: Shared, ctx: Context, req: ListOrgs) -> R<Page<OrgView>> {
     let a = actor(&ctx)?;
-    let (limit, offset) = page_bounds(req.page, req.page_size)?;
+    let w = Window::new(req.page, req.page_size)?;
     let scope = match a.org_kind {
         OrgKind::Operator => Scope::all(),
         OrgKind::Bureau => Scope::region(a.region),
@@ -524,16 +512,11 @@ pub async fn org_list(svc: Shared, ctx: Context, req: ListOrgs) -> R<Page<OrgVie
             q: req.q.clone(),
         },
         &scope,
-        limit,
-        offset,
+        w.limit(),
+        w.offset(),
     )
     .await?;
-    Ok(Page {
-        items,
-        total,
-        page: req.page,
-        page_size: req.page_size,
-    })
+    Ok(w.page(items, total))
 }
 
 // ---------------------------------------------------------------------------
@@ -699,21 +682,16 @@ pub async fn project_get(svc: Shared, ctx: Context, req: GetProject) -> R<Projec
 
 pub async fn project_list(svc: Shared, ctx: Context, req: ListProjects) -> R<Page<ProjectView>> {
     actor(&ctx)?;
-    let (limit, offset) = page_bounds(req.page, req.page_size)?;
+    let w = Window::new(req.page, req.page_size)?;
     let mut conn = svc.pool.acquire().await?;
-    let (rows, total) = store::list_projects(&mut conn, limit, offset).await?;
+    let (rows, total) = store::list_projects(&mut conn, w.limit(), w.offset()).await?;
     let now = svc.clock.now();
     let mut items = Vec::new();
     for p in rows {
         let periods = store::periods_of(&mut conn, p.id).await?;
         items.push(project_view(&p, &periods, now));
     }
-    Ok(Page {
-        items,
-        total,
-        page: req.page,
-        page_size: req.page_size,
-    })
+    Ok(w.page(items, total))
 }
 
 fn period_opened(p: &PeriodRow) -> PeriodOpened {
@@ -1479,7 +1457,7 @@ pub async fn volume_report_list(
     req: ListVolumeReports,
 ) -> R<Page<VolumeReportView>> {
     let a = actor(&ctx)?;
-    let (limit, offset) = page_bounds(req.page, req.page_size)?;
+    let w = Window::new(req.page, req.page_size)?;
     let scope = match a.org_kind {
         OrgKind::Manufacturer | OrgKind::Distributor | OrgKind::Integrator => Scope::none(),
         _ => scope_of(a),
@@ -1491,16 +1469,11 @@ pub async fn volume_report_list(
         req.hospital,
         req.region,
         &scope,
-        limit,
-        offset,
+        w.limit(),
+        w.offset(),
     )
     .await?;
-    Ok(Page {
-        items,
-        total,
-        page: req.page,
-        page_size: req.page_size,
-    })
+    Ok(w.page(items, total))
 }
 
 pub async fn agreed_volume_set(
@@ -1640,7 +1613,7 @@ pub async fn agreed_volume_list(
     req: ListAgreedVolumes,
 ) -> R<Page<AgreedVolumeView>> {
     let a = actor(&ctx)?;
-    let (limit, offset) = page_bounds(req.page, req.page_size)?;
+    let w = Window::new(req.page, req.page_size)?;
     let mut conn = svc.pool.acquire().await?;
     let (items, total) = store::list_agreed(
         &mut conn,
@@ -1649,16 +1622,11 @@ pub async fn agreed_volume_list(
         None,
         req.region,
         &scope_of(a),
-        limit,
-        offset,
+        w.limit(),
+        w.offset(),
     )
     .await?;
-    Ok(Page {
-        items,
-        total,
-        page: req.page,
-        page_size: req.page_size,
-    })
+    Ok(w.page(items, total))
 }
 
 // ---------------------------------------------------------------------------
@@ -2331,7 +2299,7 @@ pub async fn agreement_list(
     req: ListAgreements,
 ) -> R<Page<AgreementView>> {
     let a = actor(&ctx)?;
-    let (limit, offset) = page_bounds(req.page, req.page_size)?;
+    let w = Window::new(req.page, req.page_size)?;
     let mut conn = svc.pool.acquire().await?;
     let (rows, total) = store::list_agreements(
         &mut conn,
@@ -2342,8 +2310,8 @@ pub async fn agreement_list(
             state: req.state,
         },
         &scope_of(a),
-        limit,
-        offset,
+        w.limit(),
+        w.offset(),
     )
     .await?;
     let mut projects = HashMap::new();
@@ -2364,12 +2332,7 @@ pub async fn agreement_list(
             &row, project, hname, hregion, mname, latest,
         ));
     }
-    Ok(Page {
-        items,
-        total,
-        page: req.page,
-        page_size: req.page_size,
-    })
+    Ok(w.page(items, total))
 }
 
 pub async fn agreement_paper_deadline(
@@ -2500,7 +2463,7 @@ fn as_of(now: DateTime<Utc>, requested: Option<DateTime<Utc>>) -> R<DateTime<Utc
 
 pub async fn progress_query(svc: Shared, ctx: Context, req: QueryProgress) -> R<ProgressReport> {
     let a = actor(&ctx)?;
-    let (limit, offset) = page_bounds(req.page, req.page_size)?;
+    let w = Window::new(req.page, req.page_size)?;
     let at = as_of(svc.clock.now(), req.as_of)?;
     let mut conn = svc.pool.acquire().await?;
     let p = period_or_404(&mut conn, req.period, "period").await?;
@@ -2526,8 +2489,8 @@ pub async fn progress_query(svc: Shared, ctx: Context, req: QueryProgress) -> R<
         total: rows.len() as i64,
         items: rows
             .into_iter()
-            .skip(offset as usize)
-            .take(limit as usize)
+            .skip(w.offset() as usize)
+            .take(w.limit() as usize)
             .collect(),
         page: req.page,
         page_size: req.page_size,

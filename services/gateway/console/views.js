@@ -207,7 +207,7 @@ export async function bureauDashboard(ctx, main, rerender) {
 }
 
 export async function bureauIssues(ctx, main) {
-  const [list, ledger] = await Promise.all([get("/issues"), get("/issues/ledger", { by: "hospital" })]);
+  const [list, ledger] = await Promise.all([getAll("/issues"), get("/issues/ledger", { by: "hospital" })]);
   main.append(issueTable(ctx, "issues", t("issues.caption"), list.items, { hospital: true }));
   const bj = new Date(now() + 8 * 3600_000);
   const year = bj.getUTCFullYear();
@@ -234,7 +234,7 @@ export async function bureauIssues(ctx, main) {
 
 export async function bureauPrepayment(ctx, main, rerender) {
   main.append(periodPicker(ctx, rerender));
-  const list = await get("/prepayment/ledgers", { period: ctx.period });
+  const list = await getAll("/prepayment/ledgers", { period: ctx.period });
   const states = ["calculated", "approved", "disbursed", "closed", "blocked"];
   main.append(
     dataTable({
@@ -284,7 +284,7 @@ export async function bureauReconciliation(ctx, main, rerender) {
 
 /** Credit records and data findings of the supervision service. */
 export async function bureauSupervision(ctx, main) {
-  const [records, findings] = await Promise.all([get("/supervision/credit-records"), get("/supervision/findings")]);
+  const [records, findings] = await Promise.all([getAll("/supervision/credit-records"), getAll("/supervision/findings")]);
   const kinds = ["offline_sales", "short_supply", "refusing_remote_areas", "selective_delivery", "repeated_issues", "stopping_after_agreed_volume", "malicious_price_rise"];
   main.append(
     dataTable({
@@ -359,7 +359,7 @@ export async function hospitalAgreements(ctx, main, rerender) {
 }
 
 export async function hospitalOrders(ctx, main) {
-  const list = await get("/orders", { limit: 500 });
+  const list = await getAll("/orders");
   main.append(
     dataTable({
       id: "orders",
@@ -481,10 +481,10 @@ async function issueForm(ctx, onFiled) {
 }
 
 export async function hospitalIssues(ctx, main, rerender) {
-  const list = await get("/issues");
+  const list = await getAll("/issues");
   const listBox = h("div", {}, issueTable(ctx, "my-issues", t("my_issues.caption"), list.items, { hospital: false }));
   const form = await issueForm(ctx, async () => {
-    const fresh = await get("/issues");
+    const fresh = await getAll("/issues");
     listBox.replaceChildren(issueTable(ctx, "my-issues", t("my_issues.caption"), fresh.items, { hospital: false }));
   });
   main.append(form, listBox);

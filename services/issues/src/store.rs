@@ -2,7 +2,7 @@
 //! issues, their audit trail, evidence metadata and the actor scope.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{FromRow, PgConnection, Row as _};
 use vbp_contracts::issues::*;
 use vbp_kernel::{Actor, NationalCode, OrgId, OrgKind, RegionCode};
 
@@ -257,19 +257,36 @@ pub async fn scoped_rows(
     conn: &mut PgConnection,
     a: &Actor,
     state: Option<&str>,
-) -> Result<Vec<Row>, sqlx::Error> {
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Row>, i64), sqlx::Error> {
     let s = Scope::of(a);
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM issues WHERE {SCOPE} AND ($5::text IS NULL OR state = $5) \
-         ORDER BY filed_at, id"
-    )))
-    .bind(s.kind)
-    .bind(s.lo)
-    .bind(s.hi)
-    .bind(s.org)
-    .bind(state)
-    .fetch_all(conn)
-    .await
+    let filtered = |sql: String| {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(s.kind)
+            .bind(s.lo)
+            .bind(s.hi)
+            .bind(s.org)
+            .bind(state)
+    };
+    const WHERE: &str = "($5::text IS NULL OR state = $5)";
+    let rows = filtered(format!(
+        "SELECT {COLS} FROM issues WHERE {SCOPE} AND {WHERE} ORDER BY filed_at, id LIMIT $6 OFFSET $7"
+    ))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(Row::from_row)
+    .collect::<Result<_, _>>()?;
+    let total = filtered(format!(
+        "SELECT count(*) FROM issues WHERE {SCOPE} AND {WHERE}"
+    ))
+    .fetch_one(conn)
+    .await?
+    .try_get(0)?;
+    Ok((rows, total))
 }
 
 /// One issue if the actor may see it, locked for update.

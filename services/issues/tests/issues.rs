@@ -130,7 +130,7 @@ async fn filing_dispatches_to_the_manufacturer_the_distributor_at_the_occurrence
         let w = &w;
         let who = who.clone();
         async move {
-            w.ok::<IssueListOp>(&who, &ListIssues::default())
+            w.ok::<IssueListOp>(&who, &all_issues())
                 .await
                 .items
                 .into_iter()
@@ -151,6 +151,38 @@ async fn filing_dispatches_to_the_manufacturer_the_distributor_at_the_occurrence
         list(&actor(OrgKind::Integrator, OrgId::new(), "360000"))
             .await
             .is_empty()
+    );
+    // The province's four, a page of three then a page of one, each once.
+    let page = |n| ListIssues {
+        page: n,
+        page_size: 3,
+        ..all_issues()
+    };
+    let first = w.ok::<IssueListOp>(&cast.province, &page(1)).await;
+    let second = w.ok::<IssueListOp>(&cast.province, &page(2)).await;
+    assert_eq!((first.total, second.total), (4, 4));
+    assert_eq!((first.items.len(), second.items.len()), (3, 1));
+    let mut walked: Vec<_> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|i| i.issue)
+        .collect();
+    walked.sort();
+    walked.dedup();
+    assert_eq!(walked.len(), 4);
+    let e = w
+        .err::<IssueListOp>(
+            &cast.province,
+            &ListIssues {
+                page_size: 501,
+                ..all_issues()
+            },
+        )
+        .await;
+    assert_eq!(
+        (e.body().status, e.body().field.as_deref()),
+        (422, Some("page_size"))
     );
     let e = w
         .err::<IssueGet>(&cast.m2, &GetIssue { issue: early.issue })
@@ -451,4 +483,13 @@ async fn deadline_preview_across_the_spring_festival_and_uncovered_years() {
         )
         .await;
     assert_eq!(e.body().code, "calendar_year_not_covered", "{e:?}");
+}
+
+/// Every issue the caller may see, on one page.
+fn all_issues() -> ListIssues {
+    ListIssues {
+        state: None,
+        page: 1,
+        page_size: 500,
+    }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Cast, P1, P2, PRICE1, PRICE2, World};
+use common::{Cast, P1, P2, PRICE1, PRICE2, World, rejections};
 use serde_json::{Value, json};
 use vbp_contracts::orders::*;
 
@@ -198,7 +198,7 @@ async fn an_external_id_reused_with_another_body_is_rejected_and_changes_nothing
     let o = order_of(&w, &cast, "PO-1").await;
     assert_eq!(o.lines[0].quantity, 3);
     let list = w
-        .ok::<IngestRejectionListOp>(&cast.integrator, &ListIngestRejections { limit: 10 })
+        .ok::<IngestRejectionListOp>(&cast.integrator, &rejections(10))
         .await;
     assert_eq!(list.items.len(), 1);
     assert_eq!(list.items[0].field.as_deref(), Some("external_id"));
@@ -296,7 +296,7 @@ async fn changes_and_shipping_notes_that_break_a_rule_are_rejected_naming_the_fi
     assert_eq!(w.seen_of("orders.shipment.dispatched").len(), 1);
     assert_eq!(w.seen_of("orders.ingest.rejected").len(), 7);
     let list = w
-        .ok::<IngestRejectionListOp>(&cast.integrator, &ListIngestRejections { limit: 50 })
+        .ok::<IngestRejectionListOp>(&cast.integrator, &rejections(50))
         .await;
     assert_eq!(list.items.len(), 7);
 }
@@ -408,7 +408,7 @@ async fn a_message_still_waiting_after_the_configured_time_is_rejected_with_its_
     );
     assert_eq!(w.count("SELECT count(*) FROM ingest_pending").await, 0);
     let list = w
-        .ok::<IngestRejectionListOp>(&cast.integrator, &ListIngestRejections { limit: 10 })
+        .ok::<IngestRejectionListOp>(&cast.integrator, &rejections(10))
         .await;
     assert_eq!(list.items.len(), 2);
     // The rejected receipt stays rejected when its shipment comes after all.

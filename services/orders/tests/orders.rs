@@ -5,7 +5,7 @@
 mod common;
 
 use chrono::NaiveDate;
-use common::{Cast, P1, P2, P3, PRICE1, PRICE2, World, at, code, operator};
+use common::{Cast, P1, P2, P3, PRICE1, PRICE2, World, at, code, operator, rejections};
 use serde_json::json;
 use vbp_contracts::distribution::RelationEnded;
 use vbp_contracts::orders::*;
@@ -103,12 +103,12 @@ async fn integrator_order_at_the_winning_price_is_placed_once_and_a_fen_off_is_r
 
     // The integrator sees its rejection; a hospital may not list them.
     let list = w
-        .ok::<IngestRejectionListOp>(&cast.integrator, &ListIngestRejections { limit: 10 })
+        .ok::<IngestRejectionListOp>(&cast.integrator, &rejections(10))
         .await;
     assert_eq!(list.items.len(), 1);
     assert_eq!(list.items[0].external_id, "PO-2");
     let e = w
-        .err::<IngestRejectionListOp>(&cast.hospital, &ListIngestRejections { limit: 10 })
+        .err::<IngestRejectionListOp>(&cast.hospital, &rejections(10))
         .await;
     assert_eq!(e.0.status, 403);
 
@@ -504,11 +504,12 @@ async fn lifecycle_through_rpc_publishes_the_acceptance_agreements_needs() {
             &ListOrders {
                 hospital: None,
                 distributor: None,
-                limit: 10,
+                page: 1,
+                page_size: 10,
             },
         )
         .await;
-    assert_eq!(listed.items.len(), 1);
+    assert_eq!((listed.items.len(), listed.total), (1, 1));
 }
 
 async fn accepted(w: &World, cast: &Cast, q1: i64) -> AcceptanceView {

@@ -177,7 +177,8 @@ async fn an_item_moved_offline_is_audited_and_rates_add_up_to_the_fen() {
         let req = ListOfflineSettlements {
             hospital: None,
             region: None,
-            limit: 50,
+            page: 1,
+            page_size: 50,
         };
         let w = &w;
         let who = who.clone();
@@ -220,7 +221,9 @@ async fn an_item_moved_offline_is_audited_and_rates_add_up_to_the_fen() {
         hospital: None,
         open_only,
         overdue_only,
-        limit: 100,
+        to_invoice: false,
+        page: 1,
+        page_size: 500,
     };
     let open = w
         .ok::<AcceptanceListOp>(&cast.d1, &listed(true, false))
@@ -372,6 +375,48 @@ async fn an_invoice_upload_and_a_payment_run_record_all_items_or_none() {
         issued_on,
     };
     let upload = |invoices: Vec<IssueInvoice>| IssueInvoices { invoices };
+    // The distributor's list to invoice, walked a page of two at a time.
+    let to_invoice = |page| ListAcceptances {
+        order: None,
+        hospital: None,
+        open_only: false,
+        overdue_only: false,
+        to_invoice: true,
+        page,
+        page_size: 2,
+    };
+    let walk = || async {
+        let mut seen = Vec::new();
+        let mut totals = Vec::new();
+        for page in 1.. {
+            let p = w.ok::<AcceptanceListOp>(&cast.d1, &to_invoice(page)).await;
+            totals.push(p.total);
+            if p.items.is_empty() {
+                break;
+            }
+            seen.extend(p.items.into_iter().map(|a| a.acceptance));
+        }
+        assert!(totals.iter().all(|t| *t == seen.len() as i64), "{totals:?}");
+        seen.sort();
+        seen
+    };
+    let mut all: Vec<_> = mine
+        .iter()
+        .chain([&foreign])
+        .map(|a| a.acceptance)
+        .collect();
+    all.sort();
+    assert_eq!(walk().await, all);
+    let e = w
+        .err::<AcceptanceListOp>(
+            &cast.d1,
+            &ListAcceptances {
+                page_size: 501,
+                ..to_invoice(1)
+            },
+        )
+        .await;
+    assert_eq!((e.0.status, e.0.field.as_deref()), (422, Some("page_size")));
 
     // One item off by a fen, one number given twice: nothing is recorded.
     let mut off = inv(&mine[2], "30000003");
@@ -409,6 +454,11 @@ async fn an_invoice_upload_and_a_payment_run_record_all_items_or_none() {
     let e = w.err::<InvoiceIssueBatch>(&cast.d1, &upload(vec![])).await;
     assert_eq!(e.0.field.as_deref(), Some("invoices"));
     assert_eq!(w.count("SELECT count(*) FROM invoices").await, 0);
+    assert_eq!(
+        walk().await,
+        all,
+        "a refused upload leaves every item to invoice"
+    );
 
     let run = w
         .ok::<InvoiceIssueBatch>(
@@ -428,6 +478,10 @@ async fn an_invoice_upload_and_a_payment_run_record_all_items_or_none() {
         .sum();
     assert_eq!(run.amount_fen.fen(), billed);
     assert_eq!(run.items[3].acceptance, foreign.acceptance);
+    assert!(
+        walk().await.is_empty(),
+        "an invoiced item leaves the list to invoice"
+    );
     for item in &run.items {
         w.published("orders.invoice.issued", |ev| {
             ev["invoice"] == json!(item.invoice) && ev["amount_fen"] == json!(item.amount_fen)

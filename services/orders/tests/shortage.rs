@@ -56,7 +56,8 @@ async fn ledger(w: &World, who: &Actor) -> Vec<SubstituteView> {
         &ListSubstitutes {
             hospital: None,
             region: None,
-            limit: 100,
+            page: 1,
+            page_size: 500,
         },
     )
     .await

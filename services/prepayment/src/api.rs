@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sqlx::PgPool;
 use vbp_bus::{Context, Outbox, RpcError};
 use vbp_contracts::agreements::{PeriodId, ProjectId};
+use vbp_contracts::page::Window;
 use vbp_contracts::prepayment::*;
 use vbp_kernel::{Actor, BusinessCalendar, Money, OrgId, OrgKind, SharedClock};
 
@@ -134,22 +135,24 @@ pub async fn ledger_get(svc: Shared, ctx: Context, req: GetLedger) -> R<LedgerVi
     Ok(store::view(&mut conn, &l).await?)
 }
 
-pub async fn ledger_list(svc: Shared, ctx: Context, req: ListLedgers) -> R<LedgerList> {
+pub async fn ledger_list(svc: Shared, ctx: Context, req: ListLedgers) -> R<Page<LedgerView>> {
     let a = actor(&ctx)?;
+    let w = Window::new(req.page, req.page_size)?;
     let mut conn = svc.pool.acquire().await?;
-    let rows = store::list_ledgers(
+    let (rows, total) = store::list_ledgers(
         &mut conn,
         &scope_of(a),
         req.period.map(|p| p.as_uuid()),
         req.hospital.map(|h| h.as_uuid()),
         req.state.map(|s| s.as_str()),
+        Some((w.limit(), w.offset())),
     )
     .await?;
     let mut items = Vec::with_capacity(rows.len());
     for l in &rows {
         items.push(store::view(&mut conn, l).await?);
     }
-    Ok(LedgerList { items })
+    Ok(w.page(items, total))
 }
 
 pub async fn region_summary(svc: Shared, ctx: Context, req: SummariseRegions) -> R<RegionSummary> {

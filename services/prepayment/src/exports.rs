@@ -146,11 +146,12 @@ pub async fn statement_export(svc: Shared, ctx: Context, req: ExportStatement) -
         }
     };
     let mut conn = svc.pool.acquire().await?;
-    let ledgers = store::list_ledgers(
+    let (ledgers, _) = store::list_ledgers(
         &mut conn,
         &scope_of(a),
         req.period.map(|p| p.as_uuid()),
         Some(hospital.as_uuid()),
+        None,
         None,
     )
     .await?;

@@ -3,7 +3,7 @@
 //! transaction.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::PgConnection;
+use sqlx::{FromRow, PgConnection, Row as _};
 use uuid::Uuid;
 use vbp_contracts::agreements::{AgreementId, PeriodId, ProjectId};
 use vbp_contracts::prepayment::{
@@ -396,22 +396,40 @@ pub async fn list_ledgers(
     period: Option<Uuid>,
     hospital: Option<Uuid>,
     state: Option<&str>,
-) -> Result<Vec<LedgerRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT l.* FROM ledgers l WHERE {SCOPE_SQL} AND ($5::uuid IS NULL OR l.period = $5) \
-         AND ($6::uuid IS NULL OR l.hospital = $6) AND ($7::text IS NULL OR l.state = $7) \
-         ORDER BY l.hospital_region, l.created_at, l.id LIMIT 1000"
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(scope.kind)
-        .bind(scope.lo)
-        .bind(scope.hi)
-        .bind(scope.org)
-        .bind(period)
-        .bind(hospital)
-        .bind(state)
-        .fetch_all(conn)
-        .await
+    page: Option<(i64, i64)>,
+) -> Result<(Vec<LedgerRow>, i64), sqlx::Error> {
+    const FILTER: &str = "($5::uuid IS NULL OR l.period = $5) \
+         AND ($6::uuid IS NULL OR l.hospital = $6) AND ($7::text IS NULL OR l.state = $7)";
+    // LIMIT NULL is no limit: an export takes every ledger in scope.
+    let (limit, offset) = page.map_or((None, 0), |(l, o)| (Some(l), o));
+    let filtered = |sql: String| {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(scope.kind)
+            .bind(scope.lo)
+            .bind(scope.hi)
+            .bind(scope.org)
+            .bind(period)
+            .bind(hospital)
+            .bind(state)
+    };
+    let rows = filtered(format!(
+        "SELECT l.* FROM ledgers l WHERE {SCOPE_SQL} AND {FILTER} \
+         ORDER BY l.hospital_region, l.created_at, l.id LIMIT $8 OFFSET $9"
+    ))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(LedgerRow::from_row)
+    .collect::<Result<_, _>>()?;
+    let total = filtered(format!(
+        "SELECT count(*) FROM ledgers l WHERE {SCOPE_SQL} AND {FILTER}"
+    ))
+    .fetch_one(conn)
+    .await?
+    .try_get(0)?;
+    Ok((rows, total))
 }
 
 pub async fn view(conn: &mut PgConnection, l: &LedgerRow) -> Result<LedgerView, sqlx::Error> {

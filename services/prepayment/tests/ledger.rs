@@ -124,7 +124,7 @@ async fn effective_agreements_calculate_the_prepayment_to_the_fen_and_are_scoped
     let list = |who| {
         let w = &w;
         async move {
-            w.ok::<LedgerListOp>(who, &ListLedgers::default())
+            w.ok::<LedgerListOp>(who, &all_ledgers(1, 50))
                 .await
                 .items
                 .into_iter()
@@ -142,6 +142,26 @@ async fn effective_agreements_calculate_the_prepayment_to_the_fen_and_are_scoped
     assert_eq!(list(&cast.sichuan).await, vec![cast.c.org]);
     assert!(list(&cast.shenyang).await.is_empty());
     assert!(list(&cast.maker).await.is_empty());
+
+    // The operator's three (a, b, c), a page of two then a page of one, each once.
+    let first = w.ok::<LedgerListOp>(&operator(), &all_ledgers(1, 2)).await;
+    let second = w.ok::<LedgerListOp>(&operator(), &all_ledgers(2, 2)).await;
+    assert_eq!((first.total, second.total), (3, 3));
+    assert_eq!((first.items.len(), second.items.len()), (2, 1));
+    let mut walked: Vec<_> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|l| l.ledger)
+        .collect();
+    walked.sort();
+    walked.dedup();
+    assert_eq!(walked.len(), 3);
+    let e = w.err::<LedgerListOp>(&operator(), &all_ledgers(0, 2)).await;
+    assert_eq!(
+        (e.body().status, e.body().field.as_deref()),
+        (422, Some("page"))
+    );
     let e = w
         .err::<LedgerGet>(&cast.b, &GetLedger { ledger: a.ledger })
         .await;
@@ -1042,4 +1062,14 @@ async fn a_period_learned_of_after_its_end_stays_open_until_closed_by_the_op() {
         "closing again changes nothing"
     );
     w.assert_balances().await;
+}
+
+fn all_ledgers(page: u32, page_size: u32) -> ListLedgers {
+    ListLedgers {
+        period: None,
+        hospital: None,
+        state: None,
+        page,
+        page_size,
+    }
 }

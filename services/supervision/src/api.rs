@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use vbp_bus::{Context, Outbox, RpcClient, RpcError};
+use vbp_contracts::page::Window;
 use vbp_contracts::supervision::*;
 use vbp_kernel::{Actor, BusinessCalendar, EventId, NationalCode, OrgId, OrgKind, SharedClock};
 
@@ -151,22 +152,33 @@ struct FindingRow {
     credit_record: Option<uuid::Uuid>,
 }
 
-pub async fn findings_list(svc: Shared, ctx: Context, req: ListFindings) -> R<FindingList> {
+pub async fn findings_list(svc: Shared, ctx: Context, req: ListFindings) -> R<Page<FindingView>> {
     let a = actor(&ctx)?;
+    let w = Window::new(req.page, req.page_size)?;
     let s = Scope::of(a);
-    let sql = format!(
-        "SELECT f.id, f.kind, f.enterprise, e.name AS enterprise_name, f.hospital, \
-         h.name AS hospital_name, f.hospital_region, f.period, f.national_code, f.detail, \
-         f.source_events, f.detected_at, f.issue, f.issue_error, f.credit_record \
-         FROM (SELECT *, hospital_region AS scope_region, hospital AS scope_hospital, \
+    let from = format!(
+        "FROM (SELECT *, hospital_region AS scope_region, hospital AS scope_hospital, \
                enterprise AS scope_enterprise FROM findings) f \
-         LEFT JOIN orgs e ON e.id = f.enterprise LEFT JOIN orgs h ON h.id = f.hospital \
-         WHERE {SCOPE} AND ($5::text IS NULL OR f.kind = $5) ORDER BY f.detected_at, f.id"
+         WHERE {SCOPE} AND ($5::text IS NULL OR f.kind = $5)"
     );
     let rows: Vec<FindingRow> = s
-        .query_as(sql)
+        .query_as(format!(
+            "SELECT f.id, f.kind, f.enterprise, e.name AS enterprise_name, f.hospital, \
+             h.name AS hospital_name, f.hospital_region, f.period, f.national_code, f.detail, \
+             f.source_events, f.detected_at, f.issue, f.issue_error, f.credit_record \
+             FROM (SELECT f.* {from} ORDER BY f.detected_at, f.id LIMIT $6 OFFSET $7) f \
+             LEFT JOIN orgs e ON e.id = f.enterprise LEFT JOIN orgs h ON h.id = f.hospital \
+             ORDER BY f.detected_at, f.id"
+        ))
         .bind(req.kind.map(enum_str))
+        .bind(w.limit())
+        .bind(w.offset())
         .fetch_all(&svc.pool)
+        .await?;
+    let (total,): (i64,) = s
+        .query_as(format!("SELECT count(*) {from}"))
+        .bind(req.kind.map(enum_str))
+        .fetch_one(&svc.pool)
         .await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
@@ -188,5 +200,5 @@ pub async fn findings_list(svc: Shared, ctx: Context, req: ListFindings) -> R<Fi
             credit_record: r.credit_record.map(CreditRecordId::from_uuid),
         });
     }
-    Ok(FindingList { items })
+    Ok(w.page(items, total))
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use vbp_bus::timers::{DueTimer, TimerHandler};
 use vbp_bus::{Context, HandlerError, RpcError};
+use vbp_contracts::page::Window;
 use vbp_contracts::supervision::*;
 use vbp_kernel::{Actor, CorrelationId, OrgId, OrgKind, RegionCode};
 
@@ -291,25 +292,40 @@ pub async fn credit_get(svc: Shared, ctx: Context, req: GetCreditRecord) -> R<Cr
     view(&mut conn, &svc, r).await
 }
 
-pub async fn credit_list(svc: Shared, ctx: Context, req: ListCreditRecords) -> R<CreditRecordList> {
+pub async fn credit_list(
+    svc: Shared,
+    ctx: Context,
+    req: ListCreditRecords,
+) -> R<Page<CreditRecordView>> {
     let a = actor(&ctx)?;
+    let w = Window::new(req.page, req.page_size)?;
     let s = Scope::of(a);
-    let sql = format!(
-        "{SELECT} WHERE {SCOPE} AND ($5::text IS NULL OR c.state = $5) \
-         AND ($6::uuid IS NULL OR c.enterprise = $6) ORDER BY c.filed_at, c.id"
+    let filter = format!(
+        "WHERE {SCOPE} AND ($5::text IS NULL OR c.state = $5) \
+         AND ($6::uuid IS NULL OR c.enterprise = $6)"
     );
     let mut conn = svc.pool.acquire().await?;
     let rows: Vec<Row> = s
-        .query_as(sql)
+        .query_as(format!(
+            "{SELECT} {filter} ORDER BY c.filed_at, c.id LIMIT $7 OFFSET $8"
+        ))
         .bind(req.state.map(enum_str))
         .bind(req.enterprise.map(|e| e.as_uuid()))
+        .bind(w.limit())
+        .bind(w.offset())
         .fetch_all(&mut *conn)
+        .await?;
+    let (total,): (i64,) = s
+        .query_as(format!("SELECT count(*) FROM ({SELECT} {filter}) q"))
+        .bind(req.state.map(enum_str))
+        .bind(req.enterprise.map(|e| e.as_uuid()))
+        .fetch_one(&mut *conn)
         .await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
         items.push(view(&mut conn, &svc, r).await?);
     }
-    Ok(CreditRecordList { items })
+    Ok(w.page(items, total))
 }
 
 /// Locks an open record the bureau may act on.

@@ -10,6 +10,7 @@ use sqlx::PgConnection;
 use vbp_bus::{Context, RpcError};
 use vbp_contracts::agreements::PeriodId;
 use vbp_contracts::files::ExportedFile;
+use vbp_contracts::page::Window;
 use vbp_contracts::supervision::*;
 use vbp_kernel::{Actor, Money, OrgId, OrgKind, beijing_midnight};
 use vbp_platform::sheets::{self, Cell, Column, col};
@@ -407,7 +408,7 @@ pub async fn generate(
                 .map_err(|e| RpcError::internal(e.to_string()))?;
         }
     }
-    list(conn, a, Some(kind), Some(&label)).await
+    Ok(list(conn, a, Some(kind), Some(&label), None).await?.0)
 }
 
 /// Payload of the calendar timer: the month (first day) that has begun.
@@ -647,24 +648,42 @@ async fn list(
     a: &Actor,
     kind: Option<WorkItemKind>,
     term: Option<&str>,
-) -> R<Vec<WorkItemView>> {
+    page: Option<&Window>,
+) -> R<(Vec<WorkItemView>, i64)> {
     let s = Scope::of(a);
-    let sql = format!(
-        "SELECT w.id, w.kind, w.reason, w.hospital, o.name AS hospital_name, w.hospital_region, \
-         w.term, w.measured_bp, w.threshold_bp, w.detail, w.generated_at \
-         FROM (SELECT *, hospital_region AS scope_region, hospital AS scope_hospital, \
+    let from = format!(
+        "FROM (SELECT *, hospital_region AS scope_region, hospital AS scope_hospital, \
                NULL::uuid AS scope_enterprise FROM work_items) w \
          LEFT JOIN orgs o ON o.id = w.hospital \
-         WHERE {SCOPE} AND ($5::text IS NULL OR w.kind = $5) AND ($6::text IS NULL OR w.term = $6) \
-         ORDER BY w.term, w.kind, w.hospital_region, w.hospital, w.reason"
+         WHERE {SCOPE} AND ($5::text IS NULL OR w.kind = $5) AND ($6::text IS NULL OR w.term = $6)"
     );
+    // LIMIT NULL is no limit: generation and export answer the whole term.
     let rows: Vec<ItemRow> = s
-        .query_as(sql)
+        .query_as(format!(
+            "SELECT w.id, w.kind, w.reason, w.hospital, o.name AS hospital_name, \
+             w.hospital_region, w.term, w.measured_bp, w.threshold_bp, w.detail, w.generated_at \
+             {from} ORDER BY w.term, w.kind, w.hospital_region, w.hospital, w.reason, w.id \
+             LIMIT $7 OFFSET $8"
+        ))
         .bind(kind.map(enum_str))
         .bind(term)
-        .fetch_all(conn)
+        .bind(page.map(Window::limit))
+        .bind(page.map_or(0, Window::offset))
+        .fetch_all(&mut *conn)
         .await?;
-    rows.into_iter()
+    let total = match page {
+        None => rows.len() as i64,
+        Some(_) => {
+            s.query_as::<(i64,)>(format!("SELECT count(*) {from}"))
+                .bind(kind.map(enum_str))
+                .bind(term)
+                .fetch_one(&mut *conn)
+                .await?
+                .0
+        }
+    };
+    let items = rows
+        .into_iter()
         .map(|r| {
             Ok(WorkItemView {
                 item: WorkItemId::from_uuid(r.id),
@@ -680,7 +699,8 @@ async fn list(
                 generated_at: r.generated_at,
             })
         })
-        .collect()
+        .collect::<R<Vec<_>>>()?;
+    Ok((items, total))
 }
 
 fn parse_term(field: &str, s: &str) -> R<Term> {
@@ -692,16 +712,21 @@ fn parse_term(field: &str, s: &str) -> R<Term> {
     })
 }
 
-pub async fn work_items_list(svc: Shared, ctx: Context, req: ListWorkItems) -> R<WorkItemList> {
+pub async fn work_items_list(
+    svc: Shared,
+    ctx: Context,
+    req: ListWorkItems,
+) -> R<Page<WorkItemView>> {
     let a = actor(&ctx)?;
     monitor_reader(a)?;
+    let w = Window::new(req.page, req.page_size)?;
     let term = match &req.term {
         Some(t) => Some(parse_term("term", t)?.label()),
         None => None,
     };
     let mut conn = svc.pool.acquire().await?;
-    let items = list(&mut conn, a, req.kind, term.as_deref()).await?;
-    Ok(WorkItemList { items })
+    let (items, total) = list(&mut conn, a, req.kind, term.as_deref(), Some(&w)).await?;
+    Ok(w.page(items, total))
 }
 
 const ITEM_SHEET: [Column; 9] = [
@@ -721,7 +746,7 @@ pub async fn work_items_export(svc: Shared, ctx: Context, req: ExportWorkItems) 
     monitor_reader(a)?;
     let term = parse_term("term", &req.term)?.label();
     let mut conn = svc.pool.acquire().await?;
-    let items = list(&mut conn, a, None, Some(&term)).await?;
+    let (items, _) = list(&mut conn, a, None, Some(&term), None).await?;
     let opt = |v: Option<i64>| v.map_or(Cell::Empty, Cell::Int);
     let rows = items
         .into_iter()

@@ -515,11 +515,38 @@ async fn weekly_progress_reminders_notices_and_assessment_follow_the_data() {
     assert_eq!(q1.len(), 5, "{q1:#?}");
 
     // The hospital sees its own items; the export has every row in scope.
-    let mine = ok_as::<WorkItemsList>(&w.rpc, &w.hospital(w.h2), &ListWorkItems::default())
+    let mine = ok_as::<WorkItemsList>(&w.rpc, &w.hospital(w.h2), &work_items(None, None))
         .await
         .items;
     assert_eq!(mine.len(), 5);
     assert!(mine.iter().all(|i| i.hospital == w.h2));
+    // Walked two at a time: 2, 2, 1, in the same order, with the total on each page.
+    let mut walked = Vec::new();
+    for page in 1..=3 {
+        let p = ok_as::<WorkItemsList>(
+            &w.rpc,
+            &w.hospital(w.h2),
+            &ListWorkItems {
+                page,
+                page_size: 2,
+                ..work_items(None, None)
+            },
+        )
+        .await;
+        assert_eq!((p.total, p.items.len()), (5, if page < 3 { 2 } else { 1 }));
+        walked.extend(p.items.into_iter().map(|i| i.item));
+    }
+    assert_eq!(walked, mine.iter().map(|i| i.item).collect::<Vec<_>>());
+    let e = err_as::<WorkItemsList>(
+        &w.rpc,
+        &w.city,
+        &ListWorkItems {
+            page_size: 0,
+            ..work_items(None, None)
+        },
+    )
+    .await;
+    assert_eq!(e.body().field.as_deref(), Some("page_size"));
     let file = ok_as::<WorkItemsExport>(
         &w.rpc,
         &w.city,
@@ -671,14 +698,14 @@ async fn credit_records_escalate_by_working_days_until_rectified() {
     let own = actor(OrgKind::Distributor, w.distributor, "210100");
     let other = actor(OrgKind::Manufacturer, w.manufacturer, "330100");
     assert_eq!(
-        ok_as::<CreditList>(&w.rpc, &own, &ListCreditRecords::default())
+        ok_as::<CreditList>(&w.rpc, &own, &credit_records(None))
             .await
             .items
             .len(),
         1
     );
     assert!(
-        ok_as::<CreditList>(&w.rpc, &other, &ListCreditRecords::default())
+        ok_as::<CreditList>(&w.rpc, &other, &credit_records(None))
             .await
             .items
             .is_empty()
@@ -779,16 +806,9 @@ async fn credit_records_escalate_by_working_days_until_rectified() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let list = ok_as::<CreditList>(
-        &w.rpc,
-        &other,
-        &ListCreditRecords {
-            state: Some(CreditState::Open),
-            enterprise: None,
-        },
-    )
-    .await
-    .items;
+    let list = ok_as::<CreditList>(&w.rpc, &other, &credit_records(Some(CreditState::Open)))
+        .await
+        .items;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].origin, CreditOrigin::Detection);
     assert_eq!(list[0].source_events, vec![first]);
@@ -830,7 +850,7 @@ async fn refusals_and_delays_are_found_and_filed_as_issues() {
         1,
     )
     .await;
-    let found = ok_as::<FindingsList>(&w.rpc, &w.city, &ListFindings::default())
+    let found = ok_as::<FindingsList>(&w.rpc, &w.city, &findings(None))
         .await
         .items;
     assert_eq!(found.len(), 1);
@@ -863,13 +883,13 @@ async fn refusals_and_delays_are_found_and_filed_as_issues() {
     assert_eq!(record.finding, Some(f.finding));
     // Each hospital sees only the findings about itself.
     assert!(
-        ok_as::<FindingsList>(&w.rpc, &w.hospital(w.h1), &ListFindings::default())
+        ok_as::<FindingsList>(&w.rpc, &w.hospital(w.h1), &findings(None))
             .await
             .items
             .is_empty()
     );
     assert_eq!(
-        ok_as::<FindingsList>(&w.rpc, &w.hospital(w.h2), &ListFindings::default())
+        ok_as::<FindingsList>(&w.rpc, &w.hospital(w.h2), &findings(None))
             .await
             .items
             .len(),
@@ -899,9 +919,7 @@ async fn refusals_and_delays_are_found_and_filed_as_issues() {
     let stop = ok_as::<FindingsList>(
         &w.rpc,
         &w.city,
-        &ListFindings {
-            kind: Some(FindingKind::StopAfterVolume),
-        },
+        &findings(Some(FindingKind::StopAfterVolume)),
     )
     .await
     .items;
@@ -939,10 +957,7 @@ async fn each_month_start_generates_the_past_months_reminders_and_quarters_notic
     let q3 = ok_as::<WorkItemsList>(
         &w.rpc,
         &w.city,
-        &ListWorkItems {
-            kind: Some(WorkItemKind::QuarterlyNotice),
-            term: Some("2024Q3".into()),
-        },
+        &work_items(Some(WorkItemKind::QuarterlyNotice), Some("2024Q3")),
     )
     .await
     .items;
@@ -972,4 +987,30 @@ async fn each_month_start_generates_the_past_months_reminders_and_quarters_notic
         .await,
         1
     );
+}
+
+fn work_items(kind: Option<WorkItemKind>, term: Option<&str>) -> ListWorkItems {
+    ListWorkItems {
+        kind,
+        term: term.map(str::to_owned),
+        page: 1,
+        page_size: 500,
+    }
+}
+
+fn credit_records(state: Option<CreditState>) -> ListCreditRecords {
+    ListCreditRecords {
+        state,
+        enterprise: None,
+        page: 1,
+        page_size: 500,
+    }
+}
+
+fn findings(kind: Option<FindingKind>) -> ListFindings {
+    ListFindings {
+        kind,
+        page: 1,
+        page_size: 500,
+    }
 }

@@ -42,6 +42,11 @@ pub(crate) fn items(v: &Value) -> &[Value] {
     v["items"].as_array().map(Vec::as_slice).unwrap_or_default()
 }
 
+/// How many items a list has on all its pages.
+pub(crate) fn total(v: &Value) -> usize {
+    v["total"].as_u64().unwrap_or_default() as usize
+}
+
 pub(crate) fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }

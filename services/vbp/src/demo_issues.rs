@@ -98,7 +98,7 @@ async fn issues(rpc: &RpcClient, op: &str, actor: &Actor, body: Value) -> anyhow
 
 /// The hospital's report with this impact scope, if filed.
 async fn find(rpc: &RpcClient, hospital: &Actor, r: &Report) -> anyhow::Result<Option<Value>> {
-    let list = issues(rpc, "issue_list", hospital, json!({})).await?;
+    let list = issues(rpc, "issue_list", hospital, json!({ "page_size": 500 })).await?;
     Ok(items(&list)
         .iter()
         .find(|i| i["impact_scope"] == r.impact_scope)

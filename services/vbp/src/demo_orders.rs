@@ -204,7 +204,7 @@ async fn demo_orders(
             Service::Orders,
             "order_list",
             operator,
-            json!({ "limit": 500 }),
+            json!({ "page_size": 500 }),
         )
         .await?;
         found = items(&list)
@@ -228,7 +228,7 @@ async fn acceptance_of(rpc: &RpcClient, operator: &Actor, order: &str) -> anyhow
             Service::Orders,
             "acceptance_list",
             operator,
-            json!({ "order": order, "limit": 10 }),
+            json!({ "order": order, "page_size": 10 }),
         )
         .await?;
         if let Some(a) = items(&list).first() {

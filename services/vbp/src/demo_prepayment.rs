@@ -77,7 +77,7 @@ async fn ledgers(rpc: &RpcClient, operator: &Actor) -> anyhow::Result<Vec<Value>
             Service::Prepayment,
             "ledger_list",
             operator,
-            json!({ "period": d::PERIOD_2 }),
+            json!({ "period": d::PERIOD_2, "page_size": 500 }),
         )
         .await?;
         let seen: BTreeSet<String> = items(&list).iter().map(|l| text(&l["hospital"])).collect();

@@ -19,7 +19,7 @@ use vbp_contracts::ingest::ORDER_PLACED;
 use vbp_kernel::Actor;
 use vbp_platform::Platform;
 
-use crate::demo_flow::{actor_of, call, items, text};
+use crate::demo_flow::{actor_of, call, items, text, total};
 
 const REFUSED_ORDER: &str = "LN-DEMO-PO-0101";
 const P11: &str = "C02010205103001107660000011";
@@ -132,7 +132,7 @@ pub async fn load(platform: &Platform, rpc: &RpcClient) -> anyhow::Result<usize>
     if !projected(rpc, &province).await? {
         tracing::warn!("supervision has not projected the demo's acceptances yet");
     }
-    let before = items(&supervision(rpc, "work_items_list", &province, json!({})).await?).len();
+    let before = total(&supervision(rpc, "work_items_list", &province, json!({})).await?);
     for (year, month) in MONTHS {
         supervision(
             rpc,
@@ -151,11 +151,11 @@ pub async fn load(platform: &Platform, rpc: &RpcClient) -> anyhow::Result<usize>
         )
         .await?;
     }
-    let after = items(&supervision(rpc, "work_items_list", &province, json!({})).await?).len();
+    let after = total(&supervision(rpc, "work_items_list", &province, json!({})).await?);
     made += after.saturating_sub(before);
 
     let fuxin = who(d::FUXIN_BUREAU)?;
-    let records = supervision(rpc, "credit_list", &fuxin, json!({})).await?;
+    let records = supervision(rpc, "credit_list", &fuxin, json!({ "page_size": 500 })).await?;
     let filed = items(&records)
         .iter()
         .any(|r| text(&r["origin"]) == "bureau" && text(&r["kind"]) == "offline_sales");

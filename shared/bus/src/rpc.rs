@@ -24,6 +24,12 @@ use crate::context::Context;
 use crate::error::BusError;
 use crate::metrics;
 
+impl From<vbp_contracts::page::PageError> for RpcError {
+    fn from(e: vbp_contracts::page::PageError) -> Self {
+        Self::invalid(e.field, e.message)
+    }
+}
+
 /// An error a handler answers with. `code` is stable for clients to branch on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcError(pub RpcErrorBody);

@@ -587,25 +587,8 @@ pub fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
 // RPC: requests and responses
 // ---------------------------------------------------------------------------
 
-fn default_page() -> u32 {
-    1
-}
-
-fn default_page_size() -> u32 {
-    50
-}
-
-/// Largest page a list operation returns.
-pub const MAX_PAGE_SIZE: u32 = 500;
-
-/// One page of a list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub total: i64,
-    pub page: u32,
-    pub page_size: u32,
-}
+pub use crate::page::{MAX_PAGE_SIZE, Page};
+use crate::page::{default_page, default_page_size};
 
 /// Register an organisation. Province and city bureaus register orgs in
 /// their region; operators anywhere. `id` may be given (directory import,

@@ -371,15 +371,9 @@ pub fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
 // RPC: requests and responses
 // ---------------------------------------------------------------------------
 
-pub use crate::agreements::{DemoLoaded, LoadDemo, MAX_PAGE_SIZE, Page};
-
-fn default_page() -> u32 {
-    1
-}
-
-fn default_page_size() -> u32 {
-    50
-}
+pub use crate::agreements::{DemoLoaded, LoadDemo};
+pub use crate::page::{MAX_PAGE_SIZE, Page};
+use crate::page::{default_page, default_page_size};
 
 /// Where an authorisation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]

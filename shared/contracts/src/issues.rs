@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use vbp_kernel::{NationalCode, OrgId, RegionCode};
 
 use crate::event::Event;
+use crate::page::{default_page, default_page_size};
 use crate::service::Service;
+
+pub use crate::page::Page;
 
 vbp_kernel::define_id! {
     /// One direct report (直报).
@@ -461,10 +464,15 @@ pub struct GetIssue {
     pub issue: IssueId,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+/// Issues the caller may see, oldest filed first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ListIssues {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<IssueState>,
+    #[serde(default = "default_page")]
+    pub page: u32,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
 }
 
 /// The enterprise's response: cause, solution, completion date; a written
@@ -587,11 +595,6 @@ pub struct IssueView {
     pub audit: Vec<AuditEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct IssueList {
-    pub items: Vec<IssueView>,
-}
-
 /// What-if: the due instants of each stage for a dispatch at `dispatched_at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PreviewDeadlines {
@@ -685,7 +688,7 @@ crate::rpc_operations! { Service::Issues, "issues";
     /// One issue (scoped by actor).
     IssueGet = "issue_get" (GetIssue) -> IssueView;
     /// Issues in the actor's scope.
-    IssueListOp = "issue_list" (ListIssues) -> IssueList;
+    IssueListOp = "issue_list" (ListIssues) -> Page<IssueView>;
     /// An enterprise recipient responds.
     IssueRespond = "issue_respond" (RespondIssue) -> IssueView;
     /// The territorial bureau escalates to the province.

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod issues;
 pub mod meta;
 pub mod orders;
+pub mod page;
 pub mod prepayment;
 pub mod reconcile;
 pub mod rpc;

@@ -12,7 +12,10 @@ use vbp_kernel::{Money, NationalCode, OrgId, RegionCode};
 
 use crate::agreements::PeriodId;
 use crate::event::Event;
+use crate::page::{default_page, default_page_size};
 use crate::service::Service;
+
+pub use crate::page::Page;
 
 vbp_kernel::define_id! {
     /// A purchase order.
@@ -686,12 +689,10 @@ pub struct ListOrders {
     pub hospital: Option<OrgId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distributor: Option<OrgId>,
-    #[serde(default = "default_limit")]
-    pub limit: u32,
-}
-
-fn default_limit() -> u32 {
-    100
+    #[serde(default = "default_page")]
+    pub page: u32,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -744,11 +745,6 @@ pub struct OrderView {
     pub placed_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct OrderList {
-    pub items: Vec<OrderView>,
-}
-
 /// Where an accepted delivery stands in settlement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AcceptanceView {
@@ -770,13 +766,10 @@ pub struct AcceptanceView {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ListIngestRejections {
-    #[serde(default = "default_limit")]
-    pub limit: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct IngestRejectionList {
-    pub items: Vec<IngestRejected>,
+    #[serde(default = "default_page")]
+    pub page: u32,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
 }
 
 /// Rates of one month, for one hospital, or every hospital of a region.
@@ -828,13 +821,13 @@ pub struct ListAcceptances {
     /// Only those flagged overdue.
     #[serde(default)]
     pub overdue_only: bool,
-    #[serde(default = "default_limit")]
-    pub limit: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct AcceptanceList {
-    pub items: Vec<AcceptanceView>,
+    /// Only those not invoiced yet: a distributor's list to invoice (待开票).
+    #[serde(default)]
+    pub to_invoice: bool,
+    #[serde(default = "default_page")]
+    pub page: u32,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
 }
 
 /// The hospital moves the open amount of an acceptance to offline
@@ -853,8 +846,10 @@ pub struct ListOfflineSettlements {
     pub hospital: Option<OrgId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<RegionCode>,
-    #[serde(default = "default_limit")]
-    pub limit: u32,
+    #[serde(default = "default_page")]
+    pub page: u32,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -873,11 +868,6 @@ pub struct OfflineSettlementView {
     pub moved_at: DateTime<Utc>,
     pub due_at: DateTime<Utc>,
     pub on_time: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct OfflineSettlementList {
-    pub items: Vec<OfflineSettlementView>,
 }
 
 /// A bureau flags a product short in its region (its own or a part of
@@ -970,13 +960,10 @@ pub struct ListSubstitutes {
     pub hospital: Option<OrgId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<RegionCode>,
-    #[serde(default = "default_limit")]
-    pub limit: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct SubstituteList {
-    pub items: Vec<SubstituteView>,
+    #[serde(default = "default_page")]
+    pub page: u32,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
 }
 
 crate::rpc_operations! { Service::Orders, "orders";
@@ -1001,19 +988,19 @@ crate::rpc_operations! { Service::Orders, "orders";
     /// A hospital declares offline purchases (emits `offline_purchase.declared`).
     OfflinePurchaseDeclare = "offline_purchase_declare" (DeclareOfflinePurchase) -> OfflinePurchaseView;
     OrderGet = "order_get" (GetOrder) -> OrderView;
-    OrderListOp = "order_list" (ListOrders) -> OrderList;
+    OrderListOp = "order_list" (ListOrders) -> Page<OrderView>;
     /// An integrator's rejected messages (integrators see their own).
-    IngestRejectionListOp = "ingest_rejection_list" (ListIngestRejections) -> IngestRejectionList;
+    IngestRejectionListOp = "ingest_rejection_list" (ListIngestRejections) -> Page<IngestRejected>;
     /// Settlement, timely and online rates of a month.
     RatesGet = "rates_get" (QueryRates) -> RatesView;
     /// Acceptances: what is to be invoiced and paid, and what is overdue.
-    AcceptanceListOp = "acceptance_list" (ListAcceptances) -> AcceptanceList;
+    AcceptanceListOp = "acceptance_list" (ListAcceptances) -> Page<AcceptanceView>;
     /// The rates of a month per hospital, as `.xlsx`.
     RatesExport = "rates_export" (QueryRates) -> crate::files::ExportedFile;
     /// The hospital moves an item to offline settlement with a reason (emits `settlement.paid`, channel `offline`).
     SettlementMoveOffline = "settlement_move_offline" (MoveOffline) -> AcceptanceView;
     /// Items moved to offline settlement: who, when, why.
-    OfflineSettlementListOp = "offline_settlement_list" (ListOfflineSettlements) -> OfflineSettlementList;
+    OfflineSettlementListOp = "offline_settlement_list" (ListOfflineSettlements) -> Page<OfflineSettlementView>;
     /// A bureau flags a product short in its region (emits `shortage.flagged`). While
     /// flagged, an order line above the cap is capped to it, not split (the line keeps
     /// `requested_quantity`), and a distributor confirms the product to a hospital without
@@ -1025,7 +1012,7 @@ crate::rpc_operations! { Service::Orders, "orders";
     /// A hospital records a non-winning substitute purchase (emits `substitute.recorded`).
     SubstituteRecord = "substitute_record" (RecordSubstitute) -> SubstituteView;
     /// The substitute ledger (excluded from assessment).
-    SubstituteListOp = "substitute_list" (ListSubstitutes) -> SubstituteList;
+    SubstituteListOp = "substitute_list" (ListSubstitutes) -> Page<SubstituteView>;
 }
 
 /// An integrator changed the lines of an order its distributor had not

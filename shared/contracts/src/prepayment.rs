@@ -13,7 +13,10 @@ use crate::agreements::{AgreementId, PeriodId, ProjectId};
 use crate::event::Event;
 use crate::files::ExportedFile;
 use crate::orders::SettlementId;
+use crate::page::{default_page, default_page_size};
 use crate::service::Service;
+
+pub use crate::page::Page;
 
 vbp_kernel::define_id! {
     /// One prepayment ledger: hospital × project × period.
@@ -365,8 +368,9 @@ pub struct GetLedger {
     pub ledger: LedgerId,
 }
 
-/// Ledgers the actor may see (bureau: its region subtree; hospital: its own).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+/// Ledgers the actor may see (bureau: its region subtree; hospital: its own),
+/// by region, then oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ListLedgers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<PeriodId>,
@@ -374,11 +378,10 @@ pub struct ListLedgers {
     pub hospital: Option<OrgId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<LedgerState>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct LedgerList {
-    pub items: Vec<LedgerView>,
+    #[serde(default = "default_page")]
+    pub page: u32,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
 }
 
 /// The bureau of the hospital's region (at the configured level) approves.
@@ -501,7 +504,7 @@ crate::rpc_operations! { Service::Prepayment, "prepayment";
     /// A ledger with its entries and calculations (scoped by actor).
     LedgerGet = "ledger_get" (GetLedger) -> LedgerView;
     /// Ledgers in the actor's scope.
-    LedgerListOp = "ledger_list" (ListLedgers) -> LedgerList;
+    LedgerListOp = "ledger_list" (ListLedgers) -> Page<LedgerView>;
     /// Bureau approval of a calculated prepayment.
     LedgerApprove = "ledger_approve" (ApproveLedger) -> LedgerView;
     /// Record the disbursement of an approved prepayment.

@@ -16,7 +16,10 @@ use vbp_kernel::{EventId, Money, NationalCode, OrgId, RegionCode};
 use crate::agreements::PeriodId;
 use crate::event::Event;
 use crate::issues::IssueId;
+use crate::page::{default_page, default_page_size};
 use crate::service::Service;
+
+pub use crate::page::Page;
 
 vbp_kernel::define_id! {
     /// One generated reminder or notice (督办事项).
@@ -377,13 +380,17 @@ pub struct WorkItemList {
 }
 
 /// Generated items visible to the caller.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ListWorkItems {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<WorkItemKind>,
     /// `2026-03` or `2026Q1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub term: Option<String>,
+    #[serde(default = "default_page")]
+    pub page: u32,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
 }
 
 /// The items of one term as `.xlsx`.
@@ -448,12 +455,16 @@ pub struct GetCreditRecord {
     pub record: CreditRecordId,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ListCreditRecords {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<CreditState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enterprise: Option<OrgId>,
+    #[serde(default = "default_page")]
+    pub page: u32,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
 }
 
 /// The bureau confirms the enterprise rectified.
@@ -505,14 +516,13 @@ pub struct CreditRecordView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct CreditRecordList {
-    pub items: Vec<CreditRecordView>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ListFindings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<FindingKind>,
+    #[serde(default = "default_page")]
+    pub page: u32,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -538,11 +548,6 @@ pub struct FindingView {
     pub issue_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit_record: Option<CreditRecordId>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct FindingList {
-    pub items: Vec<FindingView>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -572,7 +577,7 @@ crate::rpc_operations! { Service::Supervision, "supervision";
     /// Generates a month's reminders or a quarter's notices in the caller's region.
     WorkItemsGenerate = "work_items_generate" (GenerateWorkItems) -> WorkItemList;
     /// Generated reminders and notices, scoped by actor.
-    WorkItemsList = "work_items_list" (ListWorkItems) -> WorkItemList;
+    WorkItemsList = "work_items_list" (ListWorkItems) -> Page<WorkItemView>;
     /// One term's reminders or notices as `.xlsx`.
     WorkItemsExport = "work_items_export" (ExportWorkItems) -> crate::files::ExportedFile;
     /// Annual assessment figures per hospital, scoped by actor.
@@ -582,13 +587,13 @@ crate::rpc_operations! { Service::Supervision, "supervision";
     /// One credit record (scoped by actor).
     CreditGet = "credit_get" (GetCreditRecord) -> CreditRecordView;
     /// Credit records in the actor's scope.
-    CreditList = "credit_list" (ListCreditRecords) -> CreditRecordList;
+    CreditList = "credit_list" (ListCreditRecords) -> Page<CreditRecordView>;
     /// The bureau confirms rectification.
     CreditRectify = "credit_rectify" (RectifyCreditRecord) -> CreditRecordView;
     /// The bureau closes a record.
     CreditClose = "credit_close" (CloseCreditRecord) -> CreditRecordView;
     /// Detected findings in the actor's scope.
-    FindingsList = "findings_list" (ListFindings) -> FindingList;
+    FindingsList = "findings_list" (ListFindings) -> Page<FindingView>;
     /// The configured thresholds.
     ThresholdsGet = "thresholds" (GetThresholds) -> Thresholds;
 }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use sqlx::{PgConnection, PgPool};
 use vbp_bus::{Context, Outbox, RpcError};
 use vbp_contracts::agreements::PeriodId;
-use vbp_contracts::distribution::MAX_PAGE_SIZE;
 use vbp_kernel::{Actor, NationalCode, OrgKind, SharedClock};
 
 use crate::domain::{self, Settings};
@@ -54,19 +53,6 @@ pub(crate) fn require_kind(a: &Actor, kind: OrgKind, what: &str) -> R<()> {
             a.org_kind
         )))
     }
-}
-
-pub(crate) fn page_bounds(page: u32, size: u32) -> R<(i64, i64)> {
-    if page == 0 {
-        return Err(RpcError::invalid("page", "page starts at 1"));
-    }
-    if size == 0 || size > MAX_PAGE_SIZE {
-        return Err(RpcError::invalid(
-            "page_size",
-            format!("page_size must be between 1 and {MAX_PAGE_SIZE}"),
-        ));
-    }
-    Ok((size as i64, (page as i64 - 1) * size as i64))
 }
 
 /// What an actor may see of relation-like rows.

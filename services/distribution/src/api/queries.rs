@@ -4,9 +4,10 @@
 use chrono::Days;
 use vbp_bus::{Context, RpcError};
 use vbp_contracts::distribution::*;
+use vbp_contracts::page::Window;
 use vbp_kernel::{Actor, OrgKind, RegionLevel, beijing_midnight};
 
-use super::{R, Shared, actor, begin, not_found, page_bounds, scope_of};
+use super::{R, Shared, actor, begin, not_found, scope_of};
 use crate::domain::{areas_cover, region_range};
 use crate::store::{self, AuthorisationFilter, ChangeFilter, RelationFilter};
 
@@ -62,7 +63,7 @@ pub async fn authorisation_list(
     req: ListAuthorisations,
 ) -> R<Page<AuthorisationView>> {
     let a = actor(&ctx)?;
-    let (limit, offset) = page_bounds(req.page, req.page_size)?;
+    let w = Window::new(req.page, req.page_size)?;
     let mut conn = svc.pool.acquire().await?;
     let (items, total) = store::list_authorisations(
         &mut conn,
@@ -72,16 +73,11 @@ pub async fn authorisation_list(
             state: req.state,
             national_code: req.national_code,
         },
-        limit,
-        offset,
+        w.limit(),
+        w.offset(),
     )
     .await?;
-    Ok(Page {
-        items,
-        total,
-        page: req.page,
-        page_size: req.page_size,
-    })
+    Ok(w.page(items, total))
 }
 
 pub async fn relation_get(svc: Shared, ctx: Context, req: GetRelation) -> R<RelationView> {
@@ -103,7 +99,7 @@ pub async fn relation_get(svc: Shared, ctx: Context, req: GetRelation) -> R<Rela
 
 pub async fn relation_list(svc: Shared, ctx: Context, req: ListRelations) -> R<Page<RelationView>> {
     let a = actor(&ctx)?;
-    let (limit, offset) = page_bounds(req.page, req.page_size)?;
+    let w = Window::new(req.page, req.page_size)?;
     let mut conn = svc.pool.acquire().await?;
     let (items, total) = store::list_relations(
         &mut conn,
@@ -116,16 +112,11 @@ pub async fn relation_list(svc: Shared, ctx: Context, req: ListRelations) -> R<P
             state: req.state,
             remote_area_only: req.remote_area_only,
         },
-        limit,
-        offset,
+        w.limit(),
+        w.offset(),
     )
     .await?;
-    Ok(Page {
-        items,
-        total,
-        page: req.page,
-        page_size: req.page_size,
-    })
+    Ok(w.page(items, total))
 }
 
 /// Who delivered (hospital, product) on a Beijing day: every relation whose
@@ -185,7 +176,7 @@ pub async fn relation_at(svc: Shared, ctx: Context, req: WhoDelivered) -> R<Deli
 
 pub async fn change_list(svc: Shared, ctx: Context, req: ListChanges) -> R<Page<ChangeView>> {
     let a = actor(&ctx)?;
-    let (limit, offset) = page_bounds(req.page, req.page_size)?;
+    let w = Window::new(req.page, req.page_size)?;
     let mut conn = svc.pool.acquire().await?;
     let (items, total) = store::list_changes(
         &mut conn,
@@ -195,16 +186,11 @@ pub async fn change_list(svc: Shared, ctx: Context, req: ListChanges) -> R<Page<
             state: req.state,
             hospital: req.hospital,
         },
-        limit,
-        offset,
+        w.limit(),
+        w.offset(),
     )
     .await?;
-    Ok(Page {
-        items,
-        total,
-        page: req.page,
-        page_size: req.page_size,
-    })
+    Ok(w.page(items, total))
 }
 
 /// What waits for the actor: a distributor confirms authorisations and
@@ -348,21 +334,16 @@ pub async fn listing_list(svc: Shared, ctx: Context, req: ListListings) -> R<Pag
             ));
         }
     };
-    let (limit, offset) = page_bounds(req.page, req.page_size)?;
+    let w = Window::new(req.page, req.page_size)?;
     let mut conn = svc.pool.acquire().await?;
     let (items, total) = store::list_listings(
         &mut conn,
         manufacturer,
         req.period,
         req.state,
-        limit,
-        offset,
+        w.limit(),
+        w.offset(),
     )
     .await?;
-    Ok(Page {
-        items,
-        total,
-        page: req.page,
-        page_size: req.page_size,
-    })
+    Ok(w.page(items, total))
 }

@@ -361,6 +361,19 @@ async fn the_whole_loop_through_the_edge_with_evidence_in_the_object_store() {
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     let none = json_ok(h.get("/api/v1/issues", &tm2).await).await;
     assert!(none["items"].as_array().unwrap().is_empty());
+    assert_eq!(none["total"], 0);
+    // The bureau's list a page at a time: the total counts every page.
+    let all = json_ok(h.get("/api/v1/issues", &tb).await).await;
+    let first = json_ok(h.get("/api/v1/issues?page=1&page_size=1", &tb).await).await;
+    assert_eq!(
+        (first["page"].clone(), first["page_size"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(first["items"].as_array().unwrap().len(), 1);
+    assert_eq!(first["total"], all["items"].as_array().unwrap().len());
+    assert_eq!(first["items"][0], all["items"][0]);
+    let p = problem(h.get("/api/v1/issues?page=0", &tb).await, 422).await;
+    assert_eq!(p["field"], "page");
 
     // A second report, found false by the bureau.
     let second: Value = h

@@ -233,6 +233,22 @@ async fn a_hospitals_order_runs_to_settlement_through_the_gateway_and_shortage_m
     };
     let first = settle(&order, 12, "00000001").await;
     let first_id = first["acceptance"].as_str().expect("id");
+    // The distributor's list to invoice, a page at a time.
+    let to_invoice = "/api/v1/acceptances?to_invoice=true&page=1&page_size=1";
+    let todo = json_ok(h.get(to_invoice, &distributor).await).await;
+    assert_eq!(
+        (todo["total"].clone(), todo["page_size"].clone()),
+        (json!(1), json!(1)),
+        "{todo}"
+    );
+    assert_eq!(todo["items"][0]["acceptance"], first_id);
+    let too_big = problem(
+        h.get("/api/v1/acceptances?page_size=501", &distributor)
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(too_big["field"], "page_size");
     let first = json_ok(
         h.post(
             &format!("/api/v1/acceptances/{first_id}/invoice"),
@@ -243,6 +259,11 @@ async fn a_hospitals_order_runs_to_settlement_through_the_gateway_and_shortage_m
     )
     .await;
     assert_eq!(first["due_at"], "2024-10-31T16:00:00Z");
+    let todo = json_ok(h.get(to_invoice, &distributor).await).await;
+    assert_eq!(
+        todo["total"], 0,
+        "an invoiced item leaves the list to invoice: {todo}"
+    );
     // A payment run of the hospital: a fen over what is due refuses the
     // whole run, naming the item; then it pays.
     let run = |fen: i64| json!({ "payments": [{ "acceptance": first_id, "amount_fen": fen, "channel": "online" }] });

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use vbp_bus::Context;
 use vbp_contracts::issues::*;
+use vbp_contracts::page::Window;
 use vbp_kernel::{NationalCode, OrgId};
 
 use super::*;
@@ -16,16 +17,18 @@ pub async fn issue_get(svc: Shared, ctx: Context, req: GetIssue) -> R<IssueView>
     answer(tx, &r).await
 }
 
-pub async fn issue_list(svc: Shared, ctx: Context, req: ListIssues) -> R<IssueList> {
+pub async fn issue_list(svc: Shared, ctx: Context, req: ListIssues) -> R<Page<IssueView>> {
     let a = actor(&ctx)?;
+    let w = Window::new(req.page, req.page_size)?;
     let mut conn = svc.pool.acquire().await?;
     let state = req.state.map(enum_str);
-    let rows = store::scoped_rows(&mut conn, a, state.as_deref()).await?;
+    let (rows, total) =
+        store::scoped_rows(&mut conn, a, state.as_deref(), w.limit(), w.offset()).await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in &rows {
         items.push(store::view(&mut conn, r).await?);
     }
-    Ok(IssueList { items })
+    Ok(w.page(items, total))
 }
 
 /// What the caller owes next, soonest first: an enterprise its responses,

@@ -4,6 +4,7 @@ use chrono::{Datelike, NaiveDate};
 use vbp_bus::{Context, RpcError};
 use vbp_contracts::files::ExportedFile;
 use vbp_contracts::orders::*;
+use vbp_contracts::page::Window;
 use vbp_kernel::{Money, OrgId, OrgKind, RegionCode};
 use vbp_platform::sheets::{self, Cell, Column, col};
 
@@ -32,65 +33,52 @@ pub async fn order_get(svc: Shared, ctx: Context, req: GetOrder) -> R<OrderView>
     Ok(o)
 }
 
-pub async fn order_list(svc: Shared, ctx: Context, req: ListOrders) -> R<OrderList> {
+pub async fn order_list(svc: Shared, ctx: Context, req: ListOrders) -> R<Page<OrderView>> {
     let a = actor(&ctx)?;
-    if req.limit == 0 || req.limit > 500 {
-        return Err(RpcError::invalid(
-            "limit",
-            "limit must be between 1 and 500",
-        ));
-    }
+    let w = Window::new(req.page, req.page_size)?;
     let mut conn = svc.pool.acquire().await?;
-    let ids = store::list_orders(
+    let (ids, total) = store::list_orders(
         &mut conn,
         &scope_of(a),
         req.hospital,
         req.distributor,
-        req.limit as i64,
+        (w.limit(), w.offset()),
     )
     .await?;
-    let mut items = Vec::new();
+    let mut items = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(o) = store::get_order(&mut conn, id, false).await? {
             items.push(o);
         }
     }
-    Ok(OrderList { items })
+    Ok(w.page(items, total))
 }
 
-pub async fn acceptance_list(svc: Shared, ctx: Context, req: ListAcceptances) -> R<AcceptanceList> {
+pub async fn acceptance_list(
+    svc: Shared,
+    ctx: Context,
+    req: ListAcceptances,
+) -> R<Page<AcceptanceView>> {
     let a = actor(&ctx)?;
-    if req.limit == 0 || req.limit > 500 {
-        return Err(RpcError::invalid(
-            "limit",
-            "limit must be between 1 and 500",
-        ));
-    }
+    let w = Window::new(req.page, req.page_size)?;
+    let filter = store::AcceptanceFilter {
+        order: req.order,
+        hospital: req.hospital,
+        open_only: req.open_only,
+        overdue_only: req.overdue_only,
+        to_invoice: req.to_invoice,
+    };
     let mut conn = svc.pool.acquire().await?;
-    let ids = store::list_acceptances(
-        &mut conn,
-        &scope_of(a),
-        req.order,
-        req.hospital,
-        req.open_only,
-        req.overdue_only,
-        req.limit as i64,
-    )
-    .await?;
-    let mut items = Vec::new();
-    for id in ids {
-        if let Some(r) = store::get_acceptance(&mut conn, id, false).await? {
-            items.push(r.view);
-        }
-    }
-    Ok(AcceptanceList { items })
+    let (items, total) =
+        store::list_acceptances(&mut conn, &scope_of(a), &filter, (w.limit(), w.offset())).await?;
+    Ok(w.page(items, total))
 }
 
 pub async fn ingest_rejection_list(
     svc: Shared,
     ctx: Context,
     req: ListIngestRejections,
-) -> R<IngestRejectionList> {
+) -> R<Page<IngestRejected>> {
     let a = actor(&ctx)?;
     let filter = match a.org_kind {
         OrgKind::Operator => None,
@@ -101,15 +89,11 @@ pub async fn ingest_rejection_list(
             ));
         }
     };
-    if req.limit == 0 || req.limit > 500 {
-        return Err(RpcError::invalid(
-            "limit",
-            "limit must be between 1 and 500",
-        ));
-    }
+    let w = Window::new(req.page, req.page_size)?;
     let mut conn = svc.pool.acquire().await?;
-    let items = store::list_rejections(&mut conn, filter.as_deref(), req.limit as i64).await?;
-    Ok(IngestRejectionList { items })
+    let (items, total) =
+        store::list_rejections(&mut conn, filter.as_deref(), (w.limit(), w.offset())).await?;
+    Ok(w.page(items, total))
 }
 
 /// Whose rates the caller may read: (hospital filter, region).

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use vbp_bus::{Context, RpcError};
 use vbp_contracts::orders::*;
+use vbp_contracts::page::Window;
 use vbp_kernel::{Actor, Money, OrgKind};
 
 use super::{R, Shared, Svc, actor, begin, invalid, not_found, require_kind, scope_of, transition};
@@ -510,7 +511,7 @@ pub async fn offline_settlement_list(
     svc: Shared,
     ctx: Context,
     req: ListOfflineSettlements,
-) -> R<OfflineSettlementList> {
+) -> R<Page<OfflineSettlementView>> {
     let a = actor(&ctx)?;
     require_kind(
         a,
@@ -522,12 +523,7 @@ pub async fn offline_settlement_list(
         ],
         "read the offline settlement audit",
     )?;
-    if req.limit == 0 || req.limit > 500 {
-        return Err(RpcError::invalid(
-            "limit",
-            "limit must be between 1 and 500",
-        ));
-    }
+    let w = Window::new(req.page, req.page_size)?;
     let region = req.region.unwrap_or(vbp_kernel::RegionCode::NATIONAL);
     if a.org_kind == OrgKind::Bureau && req.region.is_some_and(|r| !a.region.contains(r)) {
         return Err(RpcError::forbidden(format!(
@@ -538,16 +534,16 @@ pub async fn offline_settlement_list(
     }
     let (lo, hi) = domain::region_range(region);
     let mut conn = svc.pool.acquire().await?;
-    let items = store::list_offline_settlements(
+    let (items, total) = store::list_offline_settlements(
         &mut conn,
         &scope_of(a),
         req.hospital,
         lo,
         hi,
-        req.limit as i64,
+        (w.limit(), w.offset()),
     )
     .await?;
-    Ok(OfflineSettlementList { items })
+    Ok(w.page(items, total))
 }
 
 pub async fn offline_purchase_declare(

@@ -6,6 +6,7 @@
 use chrono::Duration;
 use vbp_bus::{Context, RpcError};
 use vbp_contracts::orders::*;
+use vbp_contracts::page::Window;
 use vbp_kernel::{OrgKind, RegionCode};
 
 use super::{R, Shared, actor, begin, invalid, not_found, require_kind, scope_of, transition};
@@ -276,19 +277,18 @@ pub async fn substitute_record(
     Ok(view)
 }
 
-pub async fn substitute_list(svc: Shared, ctx: Context, req: ListSubstitutes) -> R<SubstituteList> {
+pub async fn substitute_list(
+    svc: Shared,
+    ctx: Context,
+    req: ListSubstitutes,
+) -> R<Page<SubstituteView>> {
     let a = actor(&ctx)?;
     require_kind(
         a,
         &[OrgKind::Hospital, OrgKind::Bureau, OrgKind::Operator],
         "read the substitute ledger",
     )?;
-    if req.limit == 0 || req.limit > 500 {
-        return Err(RpcError::invalid(
-            "limit",
-            "limit must be between 1 and 500",
-        ));
-    }
+    let w = Window::new(req.page, req.page_size)?;
     let mut scope = scope_of(a);
     if let Some(r) = req.region {
         if a.org_kind == OrgKind::Bureau && !a.region.contains(r) {
@@ -306,6 +306,7 @@ pub async fn substitute_list(svc: Shared, ctx: Context, req: ListSubstitutes) ->
         }
     }
     let mut conn = svc.pool.acquire().await?;
-    let items = store::list_substitutes(&mut conn, &scope, req.hospital, req.limit as i64).await?;
-    Ok(SubstituteList { items })
+    let (items, total) =
+        store::list_substitutes(&mut conn, &scope, req.hospital, (w.limit(), w.offset())).await?;
+    Ok(w.page(items, total))
 }

@@ -24,3 +24,17 @@ pub struct Scope {
     pub hi: i32,
     pub org: uuid::Uuid,
 }
+
+impl Scope {
+    /// `sql` with the scope bound as `$1..=$4`; the caller binds the rest.
+    pub fn query(
+        &self,
+        sql: String,
+    ) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(self.kind)
+            .bind(self.lo)
+            .bind(self.hi)
+            .bind(self.org)
+    }
+}

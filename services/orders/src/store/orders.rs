@@ -437,25 +437,33 @@ pub async fn list_orders(
     scope: &super::Scope,
     hospital: Option<OrgId>,
     distributor: Option<OrgId>,
-    limit: i64,
-) -> Result<Vec<OrderId>, sqlx::Error> {
-    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
-        "SELECT id FROM orders o WHERE ($1 = 'all' \
+    (limit, offset): (i64, i64),
+) -> Result<(Vec<OrderId>, i64), sqlx::Error> {
+    const WHERE: &str = "WHERE ($1 = 'all' \
          OR ($1 = 'region' AND o.hospital_region BETWEEN $2 AND $3) \
          OR ($1 = 'hospital' AND o.hospital = $4) \
          OR ($1 = 'distributor' AND o.distributor = $4) \
          OR ($1 = 'integrator' AND o.integrator = $4)) \
-         AND ($5::uuid IS NULL OR o.hospital = $5) AND ($6::uuid IS NULL OR o.distributor = $6) \
-         ORDER BY o.placed_at DESC, o.id LIMIT $7",
-    )
-    .bind(scope.kind)
-    .bind(scope.lo)
-    .bind(scope.hi)
-    .bind(scope.org)
-    .bind(hospital.map(|h| h.as_uuid()))
-    .bind(distributor.map(|d| d.as_uuid()))
+         AND ($5::uuid IS NULL OR o.hospital = $5) AND ($6::uuid IS NULL OR o.distributor = $6)";
+    let filtered = |sql: String| {
+        scope
+            .query(sql)
+            .bind(hospital.map(|h| h.as_uuid()))
+            .bind(distributor.map(|d| d.as_uuid()))
+    };
+    let ids = filtered(format!(
+        "SELECT id FROM orders o {WHERE} ORDER BY o.placed_at DESC, o.id DESC LIMIT $7 OFFSET $8"
+    ))
     .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    Ok(ids.into_iter().map(OrderId::from_uuid).collect())
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| r.try_get(0).map(OrderId::from_uuid))
+    .collect::<Result<_, _>>()?;
+    let total = filtered(format!("SELECT count(*) FROM orders o {WHERE}"))
+        .fetch_one(conn)
+        .await?
+        .try_get(0)?;
+    Ok((ids, total))
 }

@@ -226,37 +226,56 @@ pub async fn insert_payments(
     Ok(())
 }
 
-/// Acceptances visible under `scope`, newest first.
-#[allow(clippy::too_many_arguments)]
+/// Which acceptances a list shows, beside the caller's scope.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AcceptanceFilter {
+    pub order: Option<OrderId>,
+    pub hospital: Option<OrgId>,
+    pub open_only: bool,
+    pub overdue_only: bool,
+    pub to_invoice: bool,
+}
+
+/// One page of the acceptances visible under `scope`, newest first, and how
+/// many there are in all.
 pub async fn list_acceptances(
     conn: &mut PgConnection,
     scope: &super::Scope,
-    order: Option<OrderId>,
-    hospital: Option<OrgId>,
-    open_only: bool,
-    overdue_only: bool,
-    limit: i64,
-) -> Result<Vec<AcceptanceId>, sqlx::Error> {
-    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
-        "SELECT id FROM acceptances a WHERE ($1 = 'all' \
+    f: &AcceptanceFilter,
+    (limit, offset): (i64, i64),
+) -> Result<(Vec<AcceptanceView>, i64), sqlx::Error> {
+    const WHERE: &str = "WHERE ($1 = 'all' \
          OR ($1 = 'region' AND a.hospital_region BETWEEN $2 AND $3) \
          OR ($1 = 'hospital' AND a.hospital = $4) OR ($1 = 'distributor' AND a.distributor = $4)) \
          AND ($5::uuid IS NULL OR a.order_id = $5) AND ($6::uuid IS NULL OR a.hospital = $6) \
          AND (NOT $7 OR a.paid_fen < a.amount_fen) AND (NOT $8 OR a.overdue) \
-         ORDER BY a.accepted_at DESC, a.id LIMIT $9",
-    )
-    .bind(scope.kind)
-    .bind(scope.lo)
-    .bind(scope.hi)
-    .bind(scope.org)
-    .bind(order.map(|o| o.as_uuid()))
-    .bind(hospital.map(|h| h.as_uuid()))
-    .bind(open_only)
-    .bind(overdue_only)
+         AND (NOT $9 OR a.invoice IS NULL)";
+    let filtered = |sql: String| {
+        scope
+            .query(sql)
+            .bind(f.order.map(|o| o.as_uuid()))
+            .bind(f.hospital.map(|h| h.as_uuid()))
+            .bind(f.open_only)
+            .bind(f.overdue_only)
+            .bind(f.to_invoice)
+    };
+    let rows = filtered(format!(
+        "SELECT {ACCEPTANCE_COLUMNS} FROM acceptances a {WHERE} \
+         ORDER BY a.accepted_at DESC, a.id DESC LIMIT $10 OFFSET $11"
+    ))
     .bind(limit)
-    .fetch_all(conn)
+    .bind(offset)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(ids.into_iter().map(AcceptanceId::from_uuid).collect())
+    let total = filtered(format!("SELECT count(*) FROM acceptances a {WHERE}"))
+        .fetch_one(conn)
+        .await?
+        .try_get(0)?;
+    let items = rows
+        .iter()
+        .map(|r| acceptance_row(r).map(|a| a.view))
+        .collect::<Result<_, _>>()?;
+    Ok((items, total))
 }
 
 /// Flags an unpaid acceptance overdue; false when it was paid or already flagged.
@@ -303,18 +322,26 @@ pub async fn insert_offline(
 pub async fn list_rejections(
     conn: &mut PgConnection,
     integrator: Option<&str>,
-    limit: i64,
-) -> Result<Vec<IngestRejected>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT integrator, external_id, event, field, reason, at FROM ingest_messages \
-         WHERE outcome = 'rejected' AND ($1::text IS NULL OR integrator = $1) \
-         ORDER BY at DESC, external_id LIMIT $2",
-    )
+    (limit, offset): (i64, i64),
+) -> Result<(Vec<IngestRejected>, i64), sqlx::Error> {
+    const WHERE: &str = "WHERE outcome = 'rejected' AND ($1::text IS NULL OR integrator = $1)";
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT integrator, external_id, event, field, reason, at FROM ingest_messages {WHERE} \
+         ORDER BY at DESC, integrator, external_id, digest LIMIT $2 OFFSET $3"
+    )))
     .bind(integrator)
     .bind(limit)
-    .fetch_all(conn)
+    .bind(offset)
+    .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
+    let total = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM ingest_messages {WHERE}"
+    )))
+    .bind(integrator)
+    .fetch_one(conn)
+    .await?;
+    let items = rows
+        .iter()
         .map(|r| {
             Ok(IngestRejected {
                 integrator: r.try_get("integrator")?,
@@ -327,7 +354,8 @@ pub async fn list_rejections(
                 rejected_at: r.try_get("at")?,
             })
         })
-        .collect()
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok((items, total))
 }
 
 /// Sums behind the rates: hospital filter `$1` (nullable), region range
@@ -435,28 +463,35 @@ pub async fn list_offline_settlements(
     hospital: Option<OrgId>,
     lo: i32,
     hi: i32,
-    limit: i64,
-) -> Result<Vec<OfflineSettlementView>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT s.id, s.acceptance, a.order_id, a.hospital, a.hospital_region, a.distributor, s.amount_fen, \
-         s.reason, s.actor, s.actor_org, s.paid_at, a.due_at, s.on_time \
-         FROM settlements s JOIN acceptances a ON a.id = s.acceptance WHERE s.channel = 'offline' \
+    (limit, offset): (i64, i64),
+) -> Result<(Vec<OfflineSettlementView>, i64), sqlx::Error> {
+    const FROM: &str = "FROM settlements s JOIN acceptances a ON a.id = s.acceptance \
+         WHERE s.channel = 'offline' \
          AND ($1 = 'all' OR ($1 = 'region' AND a.hospital_region BETWEEN $2 AND $3) \
            OR ($1 = 'hospital' AND a.hospital = $4) OR ($1 = 'distributor' AND a.distributor = $4)) \
-         AND ($5::uuid IS NULL OR a.hospital = $5) AND a.hospital_region BETWEEN $6 AND $7 \
-         ORDER BY s.paid_at DESC, s.id LIMIT $8",
-    )
-    .bind(scope.kind)
-    .bind(scope.lo)
-    .bind(scope.hi)
-    .bind(scope.org)
-    .bind(hospital.map(|h| h.as_uuid()))
-    .bind(lo)
-    .bind(hi)
+         AND ($5::uuid IS NULL OR a.hospital = $5) AND a.hospital_region BETWEEN $6 AND $7";
+    let filtered = |sql: String| {
+        scope
+            .query(sql)
+            .bind(hospital.map(|h| h.as_uuid()))
+            .bind(lo)
+            .bind(hi)
+    };
+    let rows = filtered(format!(
+        "SELECT s.id, s.acceptance, a.order_id, a.hospital, a.hospital_region, a.distributor, \
+         s.amount_fen, s.reason, s.actor, s.actor_org, s.paid_at, a.due_at, s.on_time {FROM} \
+         ORDER BY s.paid_at DESC, s.id DESC LIMIT $8 OFFSET $9"
+    ))
     .bind(limit)
-    .fetch_all(conn)
+    .bind(offset)
+    .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
+    let total = filtered(format!("SELECT count(*) {FROM}"))
+        .fetch_one(conn)
+        .await?
+        .try_get(0)?;
+    let items = rows
+        .iter()
         .map(|r| {
             Ok(OfflineSettlementView {
                 settlement: SettlementId::from_uuid(r.try_get("id")?),
@@ -479,5 +514,6 @@ pub async fn list_offline_settlements(
                 on_time: r.try_get("on_time")?,
             })
         })
-        .collect()
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok((items, total))
 }

@@ -288,24 +288,26 @@ pub async fn list_substitutes(
     conn: &mut PgConnection,
     scope: &super::Scope,
     hospital: Option<OrgId>,
-    limit: i64,
-) -> Result<Vec<SubstituteView>, sqlx::Error> {
-    let rows = sqlx::query(
+    (limit, offset): (i64, i64),
+) -> Result<(Vec<SubstituteView>, i64), sqlx::Error> {
+    const WHERE: &str = "WHERE ($1 = 'all' OR ($1 = 'region' AND s.hospital_region BETWEEN $2 AND $3) \
+         OR ($1 = 'hospital' AND s.hospital = $4)) AND ($5::uuid IS NULL OR s.hospital = $5)";
+    let filtered = |sql: String| scope.query(sql).bind(hospital.map(|h| h.as_uuid()));
+    let rows = filtered(format!(
         "SELECT id, shortage, hospital, hospital_region, period, short_product, substitute_name, \
          substitute_code, quantity, amount_fen, purchased_on, recorded_at FROM substitutes s \
-         WHERE ($1 = 'all' OR ($1 = 'region' AND s.hospital_region BETWEEN $2 AND $3) \
-         OR ($1 = 'hospital' AND s.hospital = $4)) AND ($5::uuid IS NULL OR s.hospital = $5) \
-         ORDER BY purchased_on DESC, recorded_at DESC, id LIMIT $6",
-    )
-    .bind(scope.kind)
-    .bind(scope.lo)
-    .bind(scope.hi)
-    .bind(scope.org)
-    .bind(hospital.map(|h| h.as_uuid()))
+         {WHERE} ORDER BY purchased_on DESC, recorded_at DESC, id LIMIT $6 OFFSET $7"
+    ))
     .bind(limit)
-    .fetch_all(conn)
+    .bind(offset)
+    .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
+    let total = filtered(format!("SELECT count(*) FROM substitutes s {WHERE}"))
+        .fetch_one(conn)
+        .await?
+        .try_get(0)?;
+    let items = rows
+        .iter()
         .map(|r| {
             let short: String = r.try_get("short_product")?;
             let sub: Option<String> = r.try_get("substitute_code")?;
@@ -327,5 +329,6 @@ pub async fn list_substitutes(
                 recorded_at: r.try_get("recorded_at")?,
             })
         })
-        .collect()
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok((items, total))
 }

@@ -51,6 +51,11 @@ pub fn code(s: &str) -> NationalCode {
     NationalCode::parse(s).unwrap()
 }
 
+/// The first page of an integrator's rejected messages.
+pub fn rejections(page_size: u32) -> o::ListIngestRejections {
+    o::ListIngestRejections { page: 1, page_size }
+}
+
 impl World {
     pub async fn start() -> World {
         Self::start_with(serde_json::json!({})).await
@@ -77,7 +82,8 @@ impl World {
                     &o::ListOrders {
                         hospital: None,
                         distributor: None,
-                        limit: 1,
+                        page: 1,
+                        page_size: 1,
                     },
                 )
                 .await;

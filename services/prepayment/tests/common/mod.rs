@@ -339,6 +339,8 @@ impl World {
                     period: Some(period),
                     hospital: Some(hospital.org),
                     state: None,
+                    page: 1,
+                    page_size: 50,
                 },
             )
             .await;
