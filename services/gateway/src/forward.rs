@@ -69,6 +69,9 @@ pub(crate) async fn admit(
         Vec::new()
     };
     let query = query_params(&parts)?;
+    if route.request.is_some() {
+        input::known_query(&query, &compiled.params)?;
+    }
     let bytes = input::read_body(&parts.headers, body, gateway.config.body_limit_bytes).await?;
     input::require_json(&parts.headers, &bytes)?;
     input::check_shape(&bytes, gateway.json_limits())?;

@@ -218,6 +218,26 @@ fn coerce(name: &str, raw: &str, scalar: Scalar) -> Result<Value, Problem> {
     }
 }
 
+/// A query parameter the route's request does not have is refused rather
+/// than ignored: a misspelt filter (`?stat=open`) or one a route never had
+/// (`?limit=`) would otherwise answer a different list than the caller asked.
+pub fn known_query(query: &[(String, String)], kinds: &ParamKinds) -> Result<(), Problem> {
+    let Some((name, _)) = query.iter().find(|(name, _)| !kinds.contains_key(name)) else {
+        return Ok(());
+    };
+    let mut known: Vec<&str> = kinds.keys().map(String::as_str).collect();
+    known.sort_unstable();
+    let takes = if known.is_empty() {
+        "none".to_owned()
+    } else {
+        known.join(", ")
+    };
+    Err(Problem::invalid(
+        name,
+        format!("{name} is not a parameter of this route (it takes: {takes})"),
+    ))
+}
+
 /// Applies the merge rule of this module.
 pub fn merge(
     mut body: Map<String, Value>,
@@ -333,6 +353,18 @@ mod tests {
             (syntax.status, syntax.code.as_str()),
             (400, codes::MALFORMED_JSON)
         );
+    }
+
+    #[test]
+    fn a_query_parameter_the_route_lacks_is_refused_by_name() {
+        let kinds: ParamKinds = [("page".to_owned(), ParamKind::TEXT)].into_iter().collect();
+        let q = |k: &str| (k.to_owned(), "1".to_owned());
+        assert!(known_query(&[q("page")], &kinds).is_ok());
+        let p = known_query(&[q("page"), q("limit")], &kinds).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("limit"));
+        assert!(p.detail.contains("it takes: page"), "{}", p.detail);
+        let none = known_query(&[q("x")], &ParamKinds::new()).unwrap_err();
+        assert!(none.detail.contains("it takes: none"), "{}", none.detail);
     }
 
     #[test]

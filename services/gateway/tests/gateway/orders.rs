@@ -249,6 +249,17 @@ async fn a_hospitals_order_runs_to_settlement_through_the_gateway_and_shortage_m
     )
     .await;
     assert_eq!(too_big["field"], "page_size");
+    // A parameter the route does not take is refused, not ignored.
+    let unknown = problem(
+        h.get("/api/v1/acceptances?limit=5", &distributor).await,
+        422,
+    )
+    .await;
+    assert_eq!(unknown["field"], "limit");
+    assert!(
+        unknown["detail"].as_str().unwrap().contains("page_size"),
+        "{unknown}"
+    );
     let first = json_ok(
         h.post(
             &format!("/api/v1/acceptances/{first_id}/invoice"),
